@@ -1,0 +1,95 @@
+"""The exception tree of numbers-etl, by what the operator does next.
+
+    NumbersEtlError                      exit 1 unless a subclass says otherwise
+    ├── ConfigError                      fix the settings or the command line (exit 2)
+    ├── SyncLocked                       another sync holds the lock; try later
+    ├── ArchiveError                     an archived response cannot be read
+    └── SourceError(source, account)     one source failed this run; others go on
+        ├── RetriableSourceError         transient: network, timeouts, 5xx, 429 after retries
+        ├── FatalSourceError             will fail again until someone acts
+        │   ├── ProviderError            a documented provider error body (code, tracking id, fix)
+        │   │   └── AuthError            credentials refused (401/403, Sinch 401xx/403xx)
+        │   └── MalformedResponse        body incomplete, not JSON, or not the documented shape
+        └── MassRemovalRefused           listing would remove too many numbers (§5.6)
+
+A record that cannot be normalized is a `Rejection` value (etl.transform), never
+an exception. Messages are written for an operator and never contain secrets.
+"""
+
+from __future__ import annotations
+
+
+class NumbersEtlError(Exception):
+    """Base of every error numbers-etl raises on purpose."""
+
+    exit_code: int = 1
+
+
+class ConfigError(NumbersEtlError):
+    """A setting or a command-line argument is wrong; the message names it."""
+
+    exit_code = 2
+
+
+class SyncLocked(NumbersEtlError):
+    """Another sync holds the advisory lock."""
+
+
+class ArchiveError(NumbersEtlError):
+    """An archived response file cannot be read or parsed."""
+
+
+class SourceError(NumbersEtlError):
+    """One (source, account) failed for this run."""
+
+    def __init__(self, message: str, *, source: str, account_id: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+        self.account_id = account_id
+
+    def __str__(self) -> str:
+        where = self.source if self.account_id is None else f"{self.source}/{self.account_id}"
+        return f"{where}: {self.args[0]}"
+
+
+class RetriableSourceError(SourceError):
+    """A transient failure (network, timeout, 5xx, 429) that outlived the retries."""
+
+
+class FatalSourceError(SourceError):
+    """A failure that repeats until someone acts on it."""
+
+
+class ProviderError(FatalSourceError):
+    """A documented provider error body, with what the provider said to do."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str,
+        account_id: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        tracking_id: str | None = None,
+        fix: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(message, source=source, account_id=account_id)
+        self.status = status
+        self.code = code
+        self.tracking_id = tracking_id
+        self.fix = fix
+        self.provider = provider
+
+
+class AuthError(ProviderError):
+    """The provider refused the credentials (HTTP 401/403)."""
+
+
+class MalformedResponse(FatalSourceError):
+    """The body was incomplete, not JSON, or not of the documented shape."""
+
+
+class MassRemovalRefused(SourceError):
+    """The listing would mark too many of an account's numbers removed."""

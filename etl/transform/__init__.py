@@ -1,0 +1,80 @@
+"""The pure transform layer: provider records in, `NumberRow` or `Rejection` out.
+
+Nothing in `etl.transform` does I/O or reads the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+# The normalized attributes, in the column order of `phone_numbers` (SPEC §7).
+# A row is rewritten only when one of these changes (SPEC §5.3).
+ATTRIBUTE_COLUMNS: tuple[str, ...] = (
+    "country_code",
+    "country",
+    "city",
+    "area_code",
+    "capabilities",
+    "group_id",
+    "application_key",
+    "label",
+    "number_type",
+    "billing_status",
+    "registered_at",
+    "released_at",
+    "expires_at",
+    "cost_amount",
+    "cost_currency",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRow:
+    """One normalized phone number, keyed by (source, account_id, e164)."""
+
+    source: str
+    account_id: str
+    e164: str
+    raw: Any
+    country_code: str | None = None
+    country: str | None = None
+    city: str | None = None
+    area_code: str | None = None
+    capabilities: tuple[str, ...] | None = None
+    group_id: int | None = None
+    application_key: str | None = None
+    label: str | None = None
+    number_type: str | None = None
+    billing_status: str | None = None
+    registered_at: datetime | None = None
+    released_at: datetime | None = None
+    expires_at: datetime | None = None
+    cost_amount: Decimal | None = None
+    cost_currency: str | None = None
+
+    def attributes(self) -> dict[str, Any]:
+        """The normalized attributes (everything but the key and `raw`)."""
+        return {name: getattr(self, name) for name in ATTRIBUTE_COLUMNS}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that could not be normalized, with a reason naming the field.
+
+    `e164` is set when the number itself was readable, so that a number present
+    in a listing is never marked removed because another field was bad (§5.5).
+    """
+
+    source: str
+    account_id: str
+    reason: str
+    record: Any
+    e164: str | None = None
+
+
+NormalizedItem = NumberRow | Rejection
+
+assert tuple(f.name for f in fields(NumberRow))[4:] == ATTRIBUTE_COLUMNS  # noqa: S101
