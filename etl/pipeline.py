@@ -1,0 +1,393 @@
+"""The one place the pipeline is wired: lock → extract → archive → normalize → load → record.
+
+`sync` (used by the CLI, the daemon and the demo) and `backfill` (archived
+responses) share `_load_source`, so a backfilled archive is loaded exactly as
+a live listing would have been.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlalchemy import Engine
+
+from etl.archive import ArchivedResponse, find_archives, open_archive, tee_to_archive
+from etl.db.load import LoadResult, load_listing
+from etl.db.lock import sync_lock
+from etl.db.reports import fetch_last_success
+from etl.db.runs import (
+    abort_stale_runs,
+    finish_run,
+    record_run_source,
+    start_run,
+    upsert_provider_account,
+)
+from etl.errors import ArchiveError, ConfigError, NumbersEtlError, SourceError
+from etl.http import build_session
+from etl.logs import log_context
+from etl.settings import Settings
+from etl.sources import SOURCES, SourceSpec
+from etl.transform import NormalizedItem
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the default clock)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    """How one (source, account) fared in a run."""
+
+    source: str
+    account_id: str
+    status: str  # "succeeded" | "failed"
+    result: LoadResult | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass
+class SyncResult:
+    """One run: its id, status and per-source outcomes."""
+
+    run_id: int
+    trigger: str
+    status: str = "running"
+    run_at: datetime | None = None
+    outcomes: list[SourceOutcome] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every source succeeded, 1 otherwise (SPEC §2)."""
+        return 0 if self.status == "succeeded" else 1
+
+
+def run_status(outcomes: Sequence[SourceOutcome]) -> str:
+    """`succeeded` when all succeeded, `failed` when none did, else `partial`."""
+    failed = sum(o.status == "failed" for o in outcomes)
+    if not failed:
+        return "succeeded"
+    return "failed" if failed == len(outcomes) else "partial"
+
+
+def selected_sources(settings: Settings, names: Sequence[str] | None) -> list[SourceSpec]:
+    """The configured sources, limited to `names` when given; ConfigError when none."""
+    enabled = settings.enabled_sources
+    if names:
+        unknown = [n for n in names if n not in SOURCES]
+        if unknown:
+            raise ConfigError(f"unknown source {unknown[0]!r} (known: {', '.join(SOURCES)})")
+        missing = [n for n in names if n not in enabled]
+        if missing:
+            raise ConfigError(f"source {missing[0]!r} is not configured (set its credentials)")
+        enabled = [n for n in enabled if n in names]
+    if not enabled:
+        raise ConfigError(
+            "no source configured: set SINCH_INSTANCE_ID and SINCH_INSTANCE_SECRET "
+            "(or SINCH_EMAIL and SINCH_PASSWORD), or PINGRAM_API_KEY"
+        )
+    return [SOURCES[name] for name in enabled]
+
+
+def sync(
+    engine: Engine,
+    settings: Settings,
+    *,
+    trigger: str = "manual",
+    sources: Sequence[str] | None = None,
+    allow_mass_removal: bool = False,
+    wait_for_lock: bool = False,
+    clock: Clock = utc_now,
+) -> SyncResult:
+    """Sync every configured source (or `sources`) once, under the advisory lock."""
+    specs = selected_sources(settings, sources)
+    with sync_lock(engine, wait=wait_for_lock):
+        abort_stale_runs(engine, now=clock())
+        run_at = clock()
+        result = SyncResult(run_id=start_run(engine, trigger=trigger, started_at=run_at),
+                            trigger=trigger, run_at=run_at)
+        with log_context(run_id=result.run_id):
+            try:
+                session = build_session(settings)
+                for spec in specs:
+                    result.outcomes.extend(
+                        _sync_source(engine, settings, spec, session, result.run_id, run_at,
+                                     allow_mass_removal)
+                    )
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit from SIGTERM…
+                finish_run(engine, result.run_id, status="aborted", finished_at=clock(),
+                           error=f"interrupted: {type(exc).__name__}")
+                raise
+            result.status = run_status(result.outcomes)
+            finish_run(engine, result.run_id, status=result.status, finished_at=clock(),
+                       error=_run_error(result.outcomes))
+            log.info("run %s %s", result.run_id, result.status)
+    return result
+
+
+def _sync_source(
+    engine: Engine,
+    settings: Settings,
+    spec: SourceSpec,
+    session: object,
+    run_id: int,
+    run_at: datetime,
+    allow_mass_removal: bool,
+) -> Iterator[SourceOutcome]:
+    """Outcomes of every account of one source; a failure is recorded, never raised."""
+    started = time.monotonic()
+    try:
+        extractor = spec.extractor(settings, session)  # type: ignore[arg-type]
+        accounts = extractor.accounts()
+    except SourceError as exc:
+        account = settings.sinch_organisation_id if spec.name == "sinch" else None
+        yield _record(engine, run_id, spec.name, account or "unknown", None, exc, started)
+        return
+    for account_id in accounts:
+        started = time.monotonic()
+        with log_context(source=spec.name, account_id=account_id):
+            try:
+                with extractor.open_listing(account_id) as body:
+                    result = _load_source(
+                        engine, settings, spec, account_id, body, run_id=run_id, run_at=run_at,
+                        allow_mass_removal=allow_mass_removal, archive=True,
+                    )
+            except Exception as exc:  # noqa: BLE001 - one source never fails the others
+                yield _record(engine, run_id, spec.name, account_id, None, exc, started)
+            else:
+                yield _record(engine, run_id, spec.name, account_id, result, None, started)
+
+
+def _load_source(
+    engine: Engine,
+    settings: Settings,
+    spec: SourceSpec,
+    account_id: str,
+    body: BinaryIO,
+    *,
+    run_id: int,
+    run_at: datetime,
+    allow_mass_removal: bool,
+    archive: bool,
+) -> LoadResult:
+    """Parse, normalize and load one listing body in one transaction."""
+    archive_dir = settings.archive_dir if archive else None
+    with tee_to_archive(body, archive_dir, spec.name, account_id, run_at) as stream:
+        listing = spec.parse_listing(stream, account_id=account_id)
+        items: Iterable[NormalizedItem] = (
+            spec.normalize(record, account_id=account_id) for record in listing.records
+        )
+        with engine.begin() as conn:
+            result = load_listing(
+                conn, items, run_id=run_id, source=spec.name, account_id=account_id,
+                run_at=run_at, max_removal_fraction=settings.max_removal_fraction,
+                allow_mass_removal=allow_mass_removal,
+            )
+            upsert_provider_account(
+                conn, source=spec.name, account_id=account_id,
+                shared_number=listing.extras.get("shared_number"), run_id=run_id,
+                success_at=run_at,
+            )
+    return result
+
+
+def _record(
+    engine: Engine,
+    run_id: int,
+    source: str,
+    account_id: str,
+    result: LoadResult | None,
+    error: BaseException | None,
+    started: float,
+) -> SourceOutcome:
+    """Write the (source, account) outcome and its canonical summary log line."""
+    duration_ms = int((time.monotonic() - started) * 1000)
+    message = None if error is None else _describe(error)
+    outcome = SourceOutcome(
+        source, account_id, "failed" if error else "succeeded", result, message, duration_ms
+    )
+    record_run_source(engine, run_id, source=source, account_id=account_id,
+                      status=outcome.status, result=result, error=message,
+                      duration_ms=duration_ms)
+    counts = vars(result) if result is not None else {}
+    extra = {"source": source, "account_id": account_id, "status": outcome.status,
+             "duration_ms": duration_ms, **counts}
+    if error is None:
+        log.info("summary %s", " ".join(f"{k}={v}" for k, v in counts.items()), extra=extra)
+    elif isinstance(error, NumbersEtlError):
+        log.error("summary failed: %s", message, extra=extra)
+    else:
+        log.error("summary failed: %s", message, extra=extra, exc_info=error)
+    return outcome
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, SourceError):
+        return str(error.args[0]) if error.args else type(error).__name__
+    if isinstance(error, NumbersEtlError):
+        return str(error)
+    return f"internal error: {type(error).__name__}: {error}"
+
+
+def _run_error(outcomes: Sequence[SourceOutcome]) -> str | None:
+    failed = [f"{o.source}/{o.account_id}: {o.error}" for o in outcomes if o.error]
+    return "; ".join(failed) if failed else None
+
+
+# ---- backfill ------------------------------------------------------------
+
+
+@dataclass
+class BackfillResult:
+    """What a backfill did with each archive, and the archives it could not use."""
+
+    loaded: list[tuple[ArchivedResponse, SyncResult]] = field(default_factory=list)
+    skipped: list[ArchivedResponse] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every archive was loaded or already applied, 1 otherwise."""
+        return 1 if self.problems else 0
+
+
+def backfill(
+    engine: Engine,
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    allow_mass_removal: bool = False,
+    progress: Callable[[Iterable[ArchivedResponse]], Iterable[ArchivedResponse]] = lambda x: x,
+    clock: Clock = utc_now,
+) -> BackfillResult:
+    """Load archived responses oldest first, each as a run at its archive time.
+
+    An archive not newer than its (source, account)'s last successful load is
+    skipped: it is already reflected, and loading it again would rewind the
+    current state. So backfilling the same files twice changes nothing.
+    """
+    archives, problems = find_archives(paths)
+    outcome = BackfillResult(problems=[str(p) for p in problems])
+    with sync_lock(engine, wait=True):
+        abort_stale_runs(engine, now=clock())
+        for archived in progress(archives):
+            spec = SOURCES.get(archived.source)
+            if spec is None:
+                outcome.problems.append(f"{archived.path}: unknown source {archived.source!r}")
+                continue
+            last = fetch_last_success(engine, source=archived.source, account_id=archived.account_id)
+            if last is not None and archived.taken_at <= last:
+                outcome.skipped.append(archived)
+                continue
+            result = _backfill_one(engine, settings, spec, archived, allow_mass_removal, clock)
+            outcome.loaded.append((archived, result))
+            outcome.problems.extend(
+                f"{archived.path}: {o.error}" for o in result.outcomes if o.error
+            )
+    return outcome
+
+
+def _backfill_one(
+    engine: Engine,
+    settings: Settings,
+    spec: SourceSpec,
+    archived: ArchivedResponse,
+    allow_mass_removal: bool,
+    clock: Clock,
+) -> SyncResult:
+    run_at = archived.taken_at
+    result = SyncResult(run_id=start_run(engine, trigger="backfill", started_at=run_at),
+                        trigger="backfill", run_at=run_at)
+    started = time.monotonic()
+    with log_context(run_id=result.run_id, source=spec.name, account_id=archived.account_id):
+        error: BaseException | None = None
+        load: LoadResult | None = None
+        try:
+            opener: AbstractContextManager[BinaryIO] = open_archive(archived)
+            with opener as body:
+                load = _load_source(engine, settings, spec, archived.account_id, body,
+                                    run_id=result.run_id, run_at=run_at,
+                                    allow_mass_removal=allow_mass_removal, archive=False)
+        except (SourceError, ArchiveError, OSError, EOFError) as exc:
+            error = exc
+        result.outcomes.append(
+            _record(engine, result.run_id, spec.name, archived.account_id, load, error, started)
+        )
+        result.status = run_status(result.outcomes)
+        finish_run(engine, result.run_id, status=result.status, finished_at=clock(),
+                   error=_run_error(result.outcomes))
+    return result
+
+
+def stale_sources(
+    settings: Settings, freshness: Sequence[dict[str, object]], max_age_s: float, *,
+    clock: Clock = utc_now,
+) -> list[str]:
+    """Configured sources with no success, or whose last success is older than `max_age_s`."""
+    now = clock()
+    stale: list[str] = []
+    for source in settings.enabled_sources:
+        rows = [r for r in freshness if r.get("source") == source]
+        if not rows:
+            stale.append(f"{source}: no successful sync recorded")
+        for row in rows:
+            last = row.get("last_success_at")
+            if not isinstance(last, datetime):
+                stale.append(f"{source}/{row.get('account_id')}: no successful sync recorded")
+            elif (now - last).total_seconds() > max_age_s:
+                stale.append(f"{source}/{row.get('account_id')}: last success {last.isoformat()}"
+                             f" is older than {max_age_s:g}s")
+    return stale
+
+
+# ---- daemon --------------------------------------------------------------
+
+
+def run_scheduled(
+    engine: Engine, settings: Settings, *, run_now: bool = False, metrics_port: int | None = None
+) -> None:
+    """Run `sync` on the settings' schedule until SIGTERM/SIGINT (the `daemon` command)."""
+    from etl import metrics  # noqa: PLC0415
+    from etl.db.reports import fetch_active_counts  # noqa: PLC0415
+    from etl.schedule import DaemonStop, parse_schedule, run_daemon  # noqa: PLC0415
+
+    selected_sources(settings, None)
+    parse_schedule(settings.schedule)
+    if metrics_port is not None:
+        metrics.serve_metrics(metrics_port)
+
+    def run_once() -> None:
+        try:
+            result = sync(engine, settings, trigger="schedule", wait_for_lock=False)
+        except DaemonStop:
+            log.warning("run interrupted by a signal; recorded as aborted")
+            raise
+        except NumbersEtlError as exc:
+            log.error("run not started: %s", exc)
+            metrics.RUNS.labels(status="not_started").inc()
+            return
+        metrics.RUNS.labels(status=result.status).inc()
+        for outcome in result.outcomes:
+            labels = {"source": outcome.source, "account_id": outcome.account_id}
+            metrics.RUN_DURATION.labels(**labels).set(outcome.duration_ms / 1000)
+            if outcome.status == "failed":
+                metrics.FAILURES.labels(**labels).inc()
+            elif outcome.result is not None and result.run_at is not None:
+                metrics.LAST_SUCCESS.labels(**labels).set(result.run_at.timestamp())
+                metrics.REJECTED_RECORDS.labels(**labels).set(outcome.result.rejected)
+        for (source, account_id), count in fetch_active_counts(engine).items():
+            metrics.ACTIVE_NUMBERS.labels(source=source, account_id=account_id).set(count)
+
+    run_daemon(settings.schedule, run_once, run_now=run_now)

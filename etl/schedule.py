@@ -1,0 +1,88 @@
+"""The daemon: APScheduler 3 calling `pipeline.sync` on NUMBERS_ETL_SCHEDULE.
+
+Jobs run in the main thread (APScheduler's DebugExecutor), one at a time by
+construction; missed runs are coalesced into one, within a misfire grace time.
+SIGTERM/SIGINT during a run interrupts it (its transaction rolls back and the
+run is recorded `aborted`); between runs they stop the scheduler at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
+from apscheduler.executors.debug import DebugExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from etl.errors import ConfigError
+from etl.settings import parse_duration
+
+log = logging.getLogger(__name__)
+
+MISFIRE_GRACE_SECONDS = 300
+
+
+class DaemonStop(KeyboardInterrupt):  # noqa: N818 - a signal, not an error
+    """Raised in the main thread by SIGTERM/SIGINT while a run is in progress."""
+
+
+def parse_schedule(expression: str) -> BaseTrigger:
+    """A trigger from a 5-field cron expression (UTC) or `@every DURATION`."""
+    try:
+        if expression.strip().startswith("@every"):
+            seconds = parse_duration(expression.strip().removeprefix("@every"))
+            return IntervalTrigger(seconds=seconds, timezone=UTC)
+        return CronTrigger.from_crontab(expression, timezone=UTC)
+    except ValueError as exc:
+        raise ConfigError(f"NUMBERS_ETL_SCHEDULE: {exc}") from None
+
+
+def run_daemon(schedule: str, run_once: Callable[[], None], *, run_now: bool = False) -> None:
+    """Call `run_once` on the schedule until SIGTERM or SIGINT; return normally."""
+    scheduler = BlockingScheduler(executors={"default": DebugExecutor()}, timezone=UTC)
+    state = {"running": False, "stopping": False}
+
+    def job() -> None:
+        state["running"] = True
+        try:
+            run_once()
+        finally:
+            state["running"] = False
+            if state["stopping"]:
+                scheduler.shutdown(wait=False)
+
+    def on_error(event: JobExecutionEvent) -> None:
+        if not isinstance(event.exception, KeyboardInterrupt):
+            log.error("scheduled run failed: %s; the schedule goes on", event.exception)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        state["stopping"] = True
+        if state["running"]:
+            raise DaemonStop
+        scheduler.shutdown(wait=False)
+
+    # An explicit next_run_time=None would pause the job, so pass it only for --run-now.
+    first_run = {"next_run_time": datetime.now(UTC)} if run_now else {}
+    scheduler.add_job(
+        job, parse_schedule(schedule), id="sync", name="sync", max_instances=1, coalesce=True,
+        misfire_grace_time=MISFIRE_GRACE_SECONDS, **first_run,
+    )
+    scheduler.add_listener(on_error, EVENT_JOB_ERROR)
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        log.info("daemon started, schedule %r", schedule)
+        scheduler.start()
+    except DaemonStop:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("daemon stopped")
