@@ -51,8 +51,8 @@ class _TeeReader:
         chunk = self._source.read(size)
         if chunk:
             self._sink.write(chunk)
-        elif size != 0:
-            self.at_eof = True
+        if (size is None or size < 0) or (not chunk and size != 0):
+            self.at_eof = True  # read() of everything, or an empty read: the end was reached
         return chunk
 
 

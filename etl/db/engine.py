@@ -78,8 +78,10 @@ def ensure_database(server_url: str, name: str) -> str:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         admin.dispose()
-    return make_url(to_sqlalchemy_url(server_url)).set(database=name).render_as_string(
-        hide_password=False
+    return (
+        make_url(to_sqlalchemy_url(server_url))
+        .set(database=name)
+        .render_as_string(hide_password=False)
     )
 
 

@@ -1,0 +1,262 @@
+"""Load one complete listing of a (source, account) into `phone_numbers` (SPEC §5).
+
+`load_listing` is the single entry point. It runs inside the caller's
+transaction and never commits, so a listing is loaded entirely or not at all:
+
+1. stage: the items are streamed into a temporary table by binary COPY
+   (`etl.db.stage`), then ANALYZEd so the planner sees its real size;
+2. duplicates: a repeated e164 keeps its first copy (lowest ordinal), and
+   every later copy becomes a `duplicate` rejection;
+3. guard: active numbers absent from the listing are counted (a rejection with
+   an e164 counts as present); too many → `MassRemovalRefused`, nothing written;
+4. rejections go to `rejected_records`;
+5. diff: the staged rows are compared with `phone_numbers` in one hash join and
+   only new, changed (any attribute IS DISTINCT FROM) and reappearing numbers
+   are kept; unchanged rows are never written (no new tuple, same xmin);
+6. history: the open versions of changed numbers are closed at `run_at`;
+7. upsert: new numbers are inserted, changed and reappearing ones upserted with
+   INSERT ... ON CONFLICT DO UPDATE, and each gets a new open version in the
+   same statement;
+8. removals: absent active numbers get `removed_at = run_at` and their open
+   version is closed.
+
+Every timestamp written is `run_at`; nothing reads the database clock.
+`cost_amount` equality is numeric equality, so `0.1` → `0.10` is not a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from etl.db.stage import STAGE_TABLE, create_stage_table, stage_listing
+from etl.errors import MassRemovalRefused
+from etl.transform import ATTRIBUTE_COLUMNS, NumberRow, Rejection
+
+DIFF_TABLE = "_numbers_diff"
+GONE_TABLE = "_numbers_gone"
+# Memory for the hash joins and aggregates of one load (SET LOCAL, this transaction only).
+LOAD_WORK_MEM = "256MB"
+# ANALYZE the target tables after writing more rows than this (or 10% of the account).
+ANALYZE_MIN_ROWS = 10_000
+
+_ATTRS = ", ".join(ATTRIBUTE_COLUMNS)
+_S_ATTRS = ", ".join(f"s.{c}" for c in ATTRIBUTE_COLUMNS)
+_P_ATTRS = ", ".join(f"p.{c}" for c in ATTRIBUTE_COLUMNS)
+_SET_ATTRS = ", ".join(f"{c} = EXCLUDED.{c}" for c in ATTRIBUTE_COLUMNS)
+_KEY = "p.source = :source AND p.account_id = :account_id"
+_VKEY = "v.source = :source AND v.account_id = :account_id"
+
+_MARK_DUPLICATES = f"""
+UPDATE {STAGE_TABLE} AS s SET reason = 'duplicate'
+FROM (
+    SELECT e164, min(ord) AS first_ord FROM {STAGE_TABLE}
+    WHERE reason IS NULL GROUP BY e164 HAVING count(*) > 1
+) AS k
+WHERE s.reason IS NULL AND s.e164 = k.e164 AND s.ord > k.first_ord
+"""
+
+_COUNT_ACTIVE = f"SELECT count(*) FROM phone_numbers AS p WHERE {_KEY} AND p.removed_at IS NULL"
+
+_FIND_GONE = f"""
+INSERT INTO {GONE_TABLE} (e164)
+SELECT p.e164 FROM phone_numbers AS p
+WHERE {_KEY} AND p.removed_at IS NULL
+  AND NOT EXISTS (SELECT FROM {STAGE_TABLE} AS s WHERE s.e164 = p.e164)
+"""
+
+_INSERT_REJECTIONS = f"""
+INSERT INTO rejected_records (run_id, source, account_id, e164, reason, record, created_at)
+SELECT :run_id, :source, :account_id, s.e164, s.reason, s.raw::jsonb, :run_at
+FROM {STAGE_TABLE} AS s WHERE s.reason IS NOT NULL ORDER BY s.ord
+"""
+
+_FIND_CHANGES = f"""
+WITH diff AS (
+    INSERT INTO {DIFF_TABLE} (ord, e164, kind)
+    SELECT s.ord, s.e164,
+           CASE WHEN p.e164 IS NULL THEN 'i' WHEN p.removed_at IS NOT NULL THEN 'r' ELSE 'u' END
+    FROM {STAGE_TABLE} AS s
+    LEFT JOIN phone_numbers AS p ON {_KEY} AND p.e164 = s.e164
+    WHERE s.reason IS NULL
+      AND (p.e164 IS NULL OR p.removed_at IS NOT NULL
+           OR ({_S_ATTRS}) IS DISTINCT FROM ({_P_ATTRS}))
+    RETURNING kind
+)
+SELECT count(*) FILTER (WHERE kind = 'i') AS inserted,
+       count(*) FILTER (WHERE kind = 'u') AS changed,
+       count(*) FILTER (WHERE kind = 'r') AS reappeared
+FROM diff
+"""
+
+_CLOSE_CHANGED_VERSIONS = f"""
+UPDATE phone_number_versions AS v SET valid_to = :run_at
+FROM {DIFF_TABLE} AS d
+WHERE {_VKEY} AND v.e164 = d.e164 AND v.valid_to IS NULL AND d.kind <> 'i'
+"""
+
+# Write the kept rows and open a version for each. New numbers are plain INSERTs
+# (cheaper than a speculative insertion); changed and reappearing numbers go
+# through ON CONFLICT DO UPDATE. {rows} selects the staged rows to write.
+_WRITE_AND_OPEN_VERSIONS = f"""
+WITH written AS (
+    INSERT INTO phone_numbers AS p (source, account_id, e164, {_ATTRS},
+                                    first_seen_at, updated_at, removed_at, raw, last_run_id)
+    SELECT :source, :account_id, s.e164, {_S_ATTRS},
+           :run_at, :run_at, NULL, s.raw::jsonb, :run_id
+    FROM {{rows}}
+    {{on_conflict}}
+    RETURNING p.e164, {_P_ATTRS}
+)
+INSERT INTO phone_number_versions (source, account_id, e164, {_ATTRS}, valid_from, run_id)
+SELECT :source, :account_id, p.e164, {_P_ATTRS}, :run_at, :run_id FROM written AS p
+"""
+_ON_CONFLICT_UPDATE = f"""ON CONFLICT (source, account_id, e164) DO UPDATE
+    SET {_SET_ATTRS}, updated_at = EXCLUDED.updated_at, removed_at = NULL,
+        raw = EXCLUDED.raw, last_run_id = EXCLUDED.last_run_id"""
+_ALL_VALID_ROWS = f"{STAGE_TABLE} AS s WHERE s.reason IS NULL"
+_NEW_ROWS = f"{STAGE_TABLE} AS s JOIN {DIFF_TABLE} AS d ON d.ord = s.ord WHERE d.kind = 'i'"
+_CHANGED_ROWS = f"{STAGE_TABLE} AS s JOIN {DIFF_TABLE} AS d ON d.ord = s.ord WHERE d.kind <> 'i'"
+
+_MARK_REMOVED = f"""
+WITH removed AS (
+    UPDATE phone_numbers AS p
+    SET removed_at = :run_at, updated_at = :run_at, last_run_id = :run_id
+    FROM {GONE_TABLE} AS g
+    WHERE {_KEY} AND p.e164 = g.e164 AND p.removed_at IS NULL
+    RETURNING p.e164
+)
+UPDATE phone_number_versions AS v SET valid_to = :run_at
+FROM removed AS r
+WHERE {_VKEY} AND v.e164 = r.e164 AND v.valid_to IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one `load_listing` did, as recorded in `sync_run_sources`."""
+
+    fetched: int
+    inserted: int
+    updated: int
+    unchanged: int
+    removed: int
+    rejected: int
+
+
+def load_listing(
+    conn: Connection,
+    items: Iterable[NumberRow | Rejection],
+    *,
+    run_id: int,
+    source: str,
+    account_id: str,
+    run_at: datetime,
+    max_removal_fraction: Decimal,
+    allow_mass_removal: bool = False,
+) -> LoadResult:
+    """Make `phone_numbers` of (source, account_id) match this complete listing.
+
+    `items` is consumed once, lazily; if it raises, the exception propagates
+    and the caller must roll back (use `with engine.begin() as conn:`). Raises
+    `MassRemovalRefused` before writing anything when the listing would remove
+    more than `max_removal_fraction` of the account's active numbers, unless
+    `allow_mass_removal`. `updated` counts changed and reappearing numbers;
+    `rejected` counts rejections and duplicates.
+    """
+    if run_at.tzinfo is None:
+        raise ValueError("run_at must be timezone-aware")
+    params: dict[str, Any] = {
+        "source": source,
+        "account_id": account_id,
+        "run_id": run_id,
+        "run_at": run_at,
+    }
+    work_mem = conn.execute(text("SELECT current_setting('work_mem')")).scalar_one()
+    _set_work_mem(conn, LOAD_WORK_MEM)
+    create_stage_table(conn)
+    conn.execute(
+        text(f"CREATE TEMPORARY TABLE {DIFF_TABLE} (ord int8, e164 text, kind text) ON COMMIT DROP")
+    )
+    conn.execute(text(f"CREATE TEMPORARY TABLE {GONE_TABLE} (e164 text) ON COMMIT DROP"))
+
+    staged = stage_listing(conn, items, source=source, account_id=account_id)
+    conn.execute(text(f"ANALYZE {STAGE_TABLE}"))
+    duplicates = conn.execute(text(_MARK_DUPLICATES)).rowcount if staged.fetched else 0
+    rejected = staged.rejections + duplicates
+    valid = staged.fetched - rejected
+
+    active = conn.execute(text(_COUNT_ACTIVE), params).scalar_one()
+    removed = conn.execute(text(_FIND_GONE), params).rowcount if active else 0
+    _check_removal_guard(
+        source=source,
+        account_id=account_id,
+        active=active,
+        removed=removed,
+        max_removal_fraction=max_removal_fraction,
+        allow_mass_removal=allow_mass_removal,
+    )
+
+    if rejected:
+        conn.execute(text(_INSERT_REJECTIONS), params)
+    inserted, changed, reappeared = conn.execute(text(_FIND_CHANGES), params).one()
+    written = inserted + changed + reappeared
+    if changed or reappeared:
+        conn.execute(text(f"ANALYZE {DIFF_TABLE}"))
+        conn.execute(text(_CLOSE_CHANGED_VERSIONS), params)
+    if inserted:
+        rows = _ALL_VALID_ROWS if inserted == valid else _NEW_ROWS
+        conn.execute(text(_WRITE_AND_OPEN_VERSIONS.format(rows=rows, on_conflict="")), params)
+    if changed or reappeared:
+        statement = _WRITE_AND_OPEN_VERSIONS.format(
+            rows=_CHANGED_ROWS, on_conflict=_ON_CONFLICT_UPDATE
+        )
+        conn.execute(text(statement), params)
+    if removed:
+        conn.execute(text(_MARK_REMOVED), params)
+    if written + removed > max(ANALYZE_MIN_ROWS, active // 10):
+        # Autovacuum would get there later; the next load should not have to wait.
+        conn.execute(text("ANALYZE phone_numbers, phone_number_versions"))
+
+    conn.execute(text(f"DROP TABLE {STAGE_TABLE}, {DIFF_TABLE}, {GONE_TABLE}"))
+    _set_work_mem(conn, work_mem)
+    return LoadResult(
+        fetched=staged.fetched,
+        inserted=inserted,
+        updated=changed + reappeared,
+        unchanged=valid - written,
+        removed=removed,
+        rejected=rejected,
+    )
+
+
+def _set_work_mem(conn: Connection, value: str) -> None:
+    """SET LOCAL work_mem: for the rest of this transaction only."""
+    conn.execute(text("SELECT set_config('work_mem', :value, true)"), {"value": value})
+
+
+def _check_removal_guard(
+    *,
+    source: str,
+    account_id: str,
+    active: int,
+    removed: int,
+    max_removal_fraction: Decimal,
+    allow_mass_removal: bool,
+) -> None:
+    """Raise MassRemovalRefused when removed/active exceeds the fraction (SPEC §5.6)."""
+    if not active or allow_mass_removal or removed <= max_removal_fraction * active:
+        return
+    raise MassRemovalRefused(
+        f"the listing would mark {removed} of {active} active numbers removed "
+        f"({removed / active:.0%}), more than NUMBERS_ETL_MAX_REMOVAL_FRACTION="
+        f"{max_removal_fraction}; nothing was changed. If the numbers really are gone, "
+        "sync again with --allow-mass-removal",
+        source=source,
+        account_id=account_id,
+    )

@@ -1,0 +1,247 @@
+"""Stage a listing: stream `NumberRow`/`Rejection` items into a temporary table.
+
+The listing goes to the server through one binary `COPY ... FROM STDIN`
+(psycopg 3), row by row as the iterator yields them, so memory stays flat
+however long the listing is; psycopg sends the rows in ~32 kB blocks. Each row
+carries its ordinal in the listing. A rejection is staged too, with its reason
+and, when the number was readable, its `e164` (which keeps that number from
+being marked removed). The temporary table is dropped at commit.
+
+`raw` and rejected records travel as JSON text written by `to_json_text`, which
+keeps `Decimal` values exactly as they are (`0.10` stays `0.10`).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from json.encoder import encode_basestring
+from operator import attrgetter
+from typing import Any, cast
+
+import psycopg
+from psycopg import pq
+from psycopg.adapt import Dumper
+from psycopg.postgres import types as postgres_types
+from sqlalchemy import Connection, text
+
+from etl.transform import ATTRIBUTE_COLUMNS, NumberRow, Rejection
+
+STAGE_TABLE = "_numbers_stage"
+
+# psycopg type names of the attribute columns, for binary COPY (see etl.db.schema).
+_COPY_TYPES: dict[str, str] = {
+    "capabilities": "text[]",
+    "group_id": "int8",
+    "registered_at": "timestamptz",
+    "released_at": "timestamptz",
+    "expires_at": "timestamptz",
+    "cost_amount": "numeric",
+}
+ATTRIBUTE_TYPES: tuple[str, ...] = tuple(_COPY_TYPES.get(c, "text") for c in ATTRIBUTE_COLUMNS)
+STAGE_COLUMNS: tuple[str, ...] = ("ord", "e164", "reason", *ATTRIBUTE_COLUMNS, "raw")
+_STAGE_TYPES: tuple[str, ...] = ("int8", "text", "text", *ATTRIBUTE_TYPES, "text")
+_NO_ATTRIBUTES: tuple[None, ...] = (None,) * len(ATTRIBUTE_COLUMNS)
+_get_attributes = attrgetter(*ATTRIBUTE_COLUMNS)
+_encode_str: Callable[[str], str] = encode_basestring  # C: a JSON string literal, no ASCII escaping
+
+
+_TEXT_OID = postgres_types["text"].oid
+_ARRAY_HEAD = struct.Struct("!iiiii")  # ndim, has-null flag, element oid, length, lower bound
+_EMPTY_ARRAY = struct.pack("!iii", 0, 0, _TEXT_OID)
+_LENGTH = struct.Struct("!i")
+_NULL_LENGTH = _LENGTH.pack(-1)
+
+
+class TextArrayBinaryDumper(Dumper):
+    """Binary `text[]` from a tuple or list of str, without psycopg's generic list machinery.
+
+    `NumberRow.capabilities` is a tuple, which psycopg's array dumper does not
+    take, and the generic dumper is pure Python; this one is a few C calls.
+    """
+
+    format = pq.Format.BINARY
+    oid = postgres_types["text"].array_oid
+
+    def dump(self, obj: Any) -> bytes:
+        """The binary array representation of a sequence of str (None is NULL)."""
+        if not obj:
+            return _EMPTY_ARRAY
+        has_null = 0
+        parts = [b""]
+        for item in obj:
+            if item is None:
+                has_null = 1
+                parts.append(_NULL_LENGTH)
+            else:
+                data = item.encode()
+                parts.append(_LENGTH.pack(len(data)) + data)
+        parts[0] = _ARRAY_HEAD.pack(1, has_null, _TEXT_OID, len(obj), 1)
+        return b"".join(parts)
+
+
+def to_json_text(value: Any) -> str:
+    """JSON text for a JSON-able value, with `Decimal` written as its literal digits.
+
+    `json.dumps` cannot write a Decimal as a number without going through
+    float; this does, so the amount is stored in `jsonb` exactly as received.
+    Strings are written with their characters (no ASCII escaping), except
+    U+0000, which `jsonb` cannot hold and which becomes U+FFFD.
+
+    >>> to_json_text({"amount": Decimal("0.10"), "tags": ["a", None, True], "n": 3})
+    '{"amount":0.10,"tags":["a",null,true],"n":3}'
+
+    Raises TypeError for a value that is not JSON-able, and ValueError for a
+    non-finite number (NaN, Infinity).
+    """
+    parts: list[str] = []
+    _write_json(value, parts.append)
+    json_text = "".join(parts)
+    if "\\u0000" in json_text:  # a NUL (or a rare literal backslash-u0000): redo without NULs
+        parts.clear()
+        _write_json(_without_nul(value), parts.append)
+        json_text = "".join(parts)
+    return json_text
+
+
+def _write_json(value: Any, out: Callable[[str], None]) -> None:
+    kind = type(value)
+    if kind is str:
+        out(_encode_str(value))
+    elif kind is dict:
+        out("{")
+        first = True
+        for key, item in value.items():
+            if not first:
+                out(",")
+            first = False
+            out(_encode_str(key) if type(key) is str else _encode_key(key))
+            out(":")
+            _write_json(item, out)
+        out("}")
+    elif kind is list or kind is tuple:
+        out("[")
+        first = True
+        for item in value:
+            if not first:
+                out(",")
+            first = False
+            _write_json(item, out)
+        out("]")
+    elif value is None:
+        out("null")
+    elif value is True:
+        out("true")
+    elif value is False:
+        out("false")
+    elif kind is int:
+        out(int.__repr__(value))
+    elif kind is Decimal:
+        if not value.is_finite():
+            raise ValueError(f"{value} is not a JSON number")
+        out(str(value))
+    else:
+        _write_json(_as_json_type(value), out)
+
+
+def _as_json_type(value: Any) -> Any:
+    """The slow path of `to_json_text`: subclasses of the JSON types, and floats."""
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value} is not a JSON number")
+        return Decimal(float.__repr__(value))
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, Decimal):
+        return Decimal(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise TypeError(f"a {type(value).__name__} is not JSON-able")
+
+
+def _encode_key(key: Any) -> str:
+    if isinstance(key, str):
+        return _encode_str(str.__str__(key))
+    raise TypeError(f"a JSON object key must be a str, not {type(key).__name__}")
+
+
+def _without_nul(value: Any) -> Any:
+    """The value with U+0000 in its strings and keys replaced by U+FFFD."""
+    if isinstance(value, str):
+        return str.__str__(value).replace("\x00", "\ufffd")
+    if isinstance(value, Mapping):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def to_json_text_lenient(value: Any) -> str:
+    """`to_json_text`, or when the value is not JSON-able, its `str()` as a JSON string."""
+    try:
+        return to_json_text(value)
+    except (TypeError, ValueError, RecursionError):
+        return to_json_text(str(value))
+
+
+@dataclass(frozen=True, slots=True)
+class StagedCounts:
+    """What `stage_listing` saw: all items, and how many were rejections."""
+
+    fetched: int
+    rejections: int
+
+
+def create_stage_table(conn: Connection) -> None:
+    """Create the (empty) temporary staging table, dropped at commit."""
+    columns = ", ".join(
+        f"{name} {kind}" for name, kind in zip(STAGE_COLUMNS, _STAGE_TYPES, strict=True)
+    )
+    conn.execute(text(f"CREATE TEMPORARY TABLE {STAGE_TABLE} ({columns}) ON COMMIT DROP"))
+
+
+def stage_listing(
+    conn: Connection,
+    items: Iterable[NumberRow | Rejection],
+    *,
+    source: str,
+    account_id: str,
+) -> StagedCounts:
+    """COPY every item into the staging table, in one streamed binary COPY.
+
+    An exception raised by `items` propagates (the COPY is aborted and the
+    caller's transaction must roll back). An item of another source or
+    account is a programmer error (ValueError).
+    """
+    driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+    fetched = rejections = 0
+    statement = f"COPY {STAGE_TABLE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+    with driver.cursor() as cursor:
+        cursor.adapters.register_dumper(tuple, TextArrayBinaryDumper)
+        with cursor.copy(statement) as copy:
+            copy.set_types(list(_STAGE_TYPES))
+            for item in items:
+                fetched += 1
+                if item.source != source or item.account_id != account_id:
+                    raise ValueError(
+                        f"item {fetched} is for {item.source}/{item.account_id}, "
+                        f"not {source}/{account_id}"
+                    )
+                if isinstance(item, NumberRow):
+                    row = (fetched, item.e164, None, *_get_attributes(item), item.raw)
+                elif isinstance(item, Rejection):
+                    rejections += 1
+                    row = (fetched, item.e164, item.reason, *_NO_ATTRIBUTES, item.record)
+                else:
+                    raise TypeError(f"item {fetched} is a {type(item).__name__}, not a NumberRow")
+                copy.write_row((*row[:-1], to_json_text_lenient(row[-1])))
+    return StagedCounts(fetched=fetched, rejections=rejections)

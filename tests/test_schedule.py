@@ -1,0 +1,103 @@
+"""The daemon as a real process: schedule, failures that don't stop it, clean SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import Engine, text
+
+from etl.errors import ConfigError
+from etl.schedule import parse_schedule
+from etl.simulator import Fault, Simulator
+
+
+def start_daemon(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`python -m etl daemon ARGS` in the background."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NUMBERS_ETL_", "SINCH_", "PINGRAM_"))
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "etl", "daemon", *args],
+        env={**base, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float) -> None:
+    """Poll `predicate` until it holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(0.2)
+
+
+def run_statuses(engine: Engine) -> list[str]:
+    """Statuses of all runs, oldest first."""
+    with engine.connect() as conn:
+        return list(conn.execute(text("SELECT status FROM sync_runs ORDER BY id")).scalars())
+
+
+def test_daemon_keeps_its_schedule_through_a_failure_and_stops_on_sigterm(
+    engine: Engine, sim_env: dict[str, str], simulator: Simulator
+) -> None:
+    """@every 1s: several runs, a failing one in the middle, SIGTERM exits 0 with none running."""
+    env = {**sim_env, "NUMBERS_ETL_SCHEDULE": "@every 1s", "NUMBERS_ETL_HTTP_MAX_ATTEMPTS": "1"}
+    daemon = start_daemon(env, "--run-now")
+    finished = lambda: len([s for s in run_statuses(engine) if s != "running"])  # noqa: E731
+    try:
+        wait_for(lambda: finished() >= 1, 60)
+        simulator.faults.add("pingram.list", Fault(status=500))
+        wait_for(lambda: finished() >= 4, 60)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=20)
+    assert daemon.returncode == 0, stderr
+    statuses = run_statuses(engine)
+    assert "running" not in statuses
+    assert statuses[0] == "succeeded"
+    assert statuses.count("partial") == 1
+    assert statuses.count("succeeded") >= 3
+    assert "daemon stopped" in stderr
+
+
+def test_sigterm_during_a_run_rolls_it_back_and_records_it_aborted(
+    engine: Engine, sim_env: dict[str, str], simulator: Simulator
+) -> None:
+    """A run interrupted by SIGTERM is recorded 'aborted', loads nothing, and the daemon exits 0."""
+    simulator.faults.add("sinch.numbers", Fault(delay=30))
+    daemon = start_daemon({**sim_env, "NUMBERS_ETL_SCHEDULE": "@every 1h"}, "--run-now")
+    try:
+        wait_for(lambda: simulator.count("sinch.numbers") >= 1, 30)
+        time.sleep(0.5)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        _, stderr = daemon.communicate(timeout=20)
+    assert time.monotonic() - started < 10
+    assert daemon.returncode == 0, stderr
+    assert run_statuses(engine) == ["aborted"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM phone_numbers")).scalar() == 0
+
+
+@pytest.mark.parametrize("expression", ["@every 30s", "@every 15m", "0 * * * *", "*/5 2 * * 1-5"])
+def test_schedules_that_parse(expression: str) -> None:
+    """Cron expressions and @every durations become triggers."""
+    assert parse_schedule(expression) is not None
+
+
+def test_a_bad_cron_expression_is_a_config_error() -> None:
+    """An impossible cron field is a ConfigError naming NUMBERS_ETL_SCHEDULE."""
+    with pytest.raises(ConfigError, match="NUMBERS_ETL_SCHEDULE"):
+        parse_schedule("61 * * * *")
