@@ -16,6 +16,7 @@ from types import FrameType
 
 from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.executors.debug import DebugExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -82,6 +83,11 @@ def run_daemon(schedule: str, run_once: Callable[[], None], *, run_now: bool = F
         scheduler.start()
     except DaemonStop:
         pass
+    except JobLookupError:
+        # shutdown() from inside the job empties the job store before APScheduler
+        # reschedules the job; when we asked to stop, that is the clean way out.
+        if not state["stopping"]:
+            raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -34,16 +34,15 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 def run_migrations_offline() -> None:
     """Render the migrations as SQL (`alembic upgrade head --sql`)."""
     settings = load_settings()
-    options: dict[str, object] = {}
+    url = None
     if settings.database_url is not None:
-        options["url"] = to_sqlalchemy_url(settings.database_url.get_secret_value())
-    else:
-        options["dialect_name"] = "postgresql"
+        url = to_sqlalchemy_url(settings.database_url.get_secret_value())
     context.configure(
+        url=url,
+        dialect_name=None if url else "postgresql",
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        **options,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,13 +40,18 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     """URL of a PostgreSQL server on which tests may create databases."""
     if TEST_DATABASE_URL:
         yield TEST_DATABASE_URL
         return
-    with embedded_postgres(tmp_path_factory.mktemp("embedded")) as url:
-        yield url
+    # Not under pytest's basetemp: concurrent pytest runs prune each other's old basetemps.
+    home = Path(tempfile.mkdtemp(prefix="numbers-etl-test-pg-"))
+    try:
+        with embedded_postgres(home) as url:
+            yield url
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -78,8 +78,8 @@ def test_sigterm_during_a_run_rolls_it_back_and_records_it_aborted(
     simulator.faults.add("sinch.numbers", Fault(delay=30))
     daemon = start_daemon({**sim_env, "NUMBERS_ETL_SCHEDULE": "@every 1h"}, "--run-now")
     try:
-        wait_for(lambda: simulator.count("sinch.numbers") >= 1, 30)
-        time.sleep(0.5)
+        wait_for(lambda: run_statuses(engine) == ["running"], 30)
+        time.sleep(1.0)  # inside the delayed Sinch request by now
     finally:
         daemon.send_signal(signal.SIGTERM)
         started = time.monotonic()
