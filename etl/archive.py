@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import BinaryIO, Protocol
 
 from etl.errors import ArchiveError
 
@@ -39,10 +39,14 @@ def _safe_component(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._@-]", "_", name) or "_"
 
 
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 class _TeeReader:
     """A read-only byte stream that copies everything read from `source` into `sink`."""
 
-    def __init__(self, source: BinaryIO, sink: IO[bytes]) -> None:
+    def __init__(self, source: BinaryIO, sink: _Sink) -> None:
         self._source = source
         self._sink = sink
         self.at_eof = False
@@ -106,7 +110,8 @@ def parse_archive_name(path: Path) -> ArchivedResponse:
     match = _ARCHIVE_NAME.match(path.name)
     if not match or len(path.parts) < 3:
         raise ArchiveError(
-            f"{path}: not an archive file (expected {{source}}/{{account}}/YYYYMMDDTHHMMSSZ.json.gz)"
+            f"{path}: not an archive file "
+            "(expected {source}/{account}/YYYYMMDDTHHMMSSZ.json.gz)"
         )
     taken_at = datetime.strptime(match.group(1), TIMESTAMP_FORMAT).replace(tzinfo=UTC)
     return ArchivedResponse(taken_at, path.parent.parent.name, path.parent.name, path)

@@ -52,7 +52,7 @@ def cli(ctx: click.Context, log_level: str | None, traceback: bool) -> None:
 def _settings(ctx: click.Context, **overrides: str) -> Settings:
     settings = load_settings(**overrides)
     level = ctx.meta.get("log_level") or settings.log_level
-    from etl.logs import setup_logging  # noqa: PLC0415
+    from etl.logs import setup_logging
 
     setup_logging(level=level, fmt=settings.log_format, secrets=settings.secrets())
     return settings
@@ -60,8 +60,8 @@ def _settings(ctx: click.Context, **overrides: str) -> Settings:
 
 @contextmanager
 def _database(settings: Settings, *, migrate: bool = True) -> Iterator[Engine]:
-    from etl.db.engine import open_database  # noqa: PLC0415
-    from etl.db.migrate import upgrade_to_head  # noqa: PLC0415
+    from etl.db.engine import open_database
+    from etl.db.migrate import upgrade_to_head
 
     with open_database(settings) as engine:
         if migrate:
@@ -70,22 +70,38 @@ def _database(settings: Settings, *, migrate: bool = True) -> Iterator[Engine]:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--source", "sources", multiple=True, metavar="S",
-              help="Only this source (repeatable): sinch, pingram.")
-@click.option("--allow-mass-removal", is_flag=True,
-              help="Let a listing remove more than NUMBERS_ETL_MAX_REMOVAL_FRACTION, once.")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="S",
+    help="Only this source (repeatable): sinch, pingram.",
+)
+@click.option(
+    "--allow-mass-removal",
+    is_flag=True,
+    help="Let a listing remove more than NUMBERS_ETL_MAX_REMOVAL_FRACTION, once.",
+)
 @click.option("--wait", is_flag=True, help="Wait for a running sync instead of exiting.")
 @click.pass_context
-def sync(ctx: click.Context, sources: tuple[str, ...], allow_mass_removal: bool,
-         wait: bool) -> None:
+def sync(
+    ctx: click.Context, sources: tuple[str, ...], allow_mass_removal: bool, wait: bool
+) -> None:
     """Sync every configured source once, print a summary, exit 0/1/2."""
-    from etl.pipeline import selected_sources, sync as run_sync  # noqa: PLC0415
+    from etl.pipeline import selected_sources
+    from etl.pipeline import sync as run_sync
 
     settings = _settings(ctx)
     selected_sources(settings, sources)  # configuration errors before touching the database
     with _database(settings) as engine:
-        result = run_sync(engine, settings, trigger="manual", sources=sources,
-                          allow_mass_removal=allow_mass_removal, wait_for_lock=wait)
+        result = run_sync(
+            engine,
+            settings,
+            trigger="manual",
+            sources=sources,
+            allow_mass_removal=allow_mass_removal,
+            wait_for_lock=wait,
+        )
     _print_summary(result)
     sys.exit(result.exit_code)
 
@@ -93,15 +109,32 @@ def sync(ctx: click.Context, sources: tuple[str, ...], allow_mass_removal: bool,
 def _print_summary(result: Any) -> None:
     rows = [
         {
-            "source": o.source, "account": o.account_id, "status": o.status,
+            "source": o.source,
+            "account": o.account_id,
+            "status": o.status,
             **({k: v for k, v in vars(o.result).items()} if o.result else {}),
             "seconds": f"{o.duration_ms / 1000:.1f}",
         }
         for o in result.outcomes
     ]
     click.echo(f"run {result.run_id}: {result.status}")
-    click.echo(format_table(rows, ["source", "account", "status", "fetched", "inserted",
-                                   "updated", "unchanged", "removed", "rejected", "seconds"]))
+    click.echo(
+        format_table(
+            rows,
+            [
+                "source",
+                "account",
+                "status",
+                "fetched",
+                "inserted",
+                "updated",
+                "unchanged",
+                "removed",
+                "rejected",
+                "seconds",
+            ],
+        )
+    )
     for o in result.outcomes:
         if o.error:
             click.echo(f"error: {o.source}/{o.account_id}: {o.error}", err=True)
@@ -120,7 +153,7 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 @click.pass_context
 def migrate(ctx: click.Context) -> None:
     """Bring the database schema to the latest revision."""
-    from etl.db.migrate import current_revision  # noqa: PLC0415
+    from etl.db.migrate import current_revision
 
     settings = _settings(ctx)
     with _database(settings) as engine:
@@ -130,13 +163,16 @@ def migrate(ctx: click.Context) -> None:
 @cli.command(context_settings=CONTEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--limit", default=10, show_default=True, help="How many recent runs to show.")
-@click.option("--max-age", metavar="DURATION",
-              help="Exit 1 if a configured source's last success is older (e.g. 2h).")
+@click.option(
+    "--max-age",
+    metavar="DURATION",
+    help="Exit 1 if a configured source's last success is older (e.g. 2h).",
+)
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, limit: int, max_age: str | None) -> None:
     """Show recent runs and each source's freshness."""
-    from etl.db.runs import fetch_freshness, fetch_recent_runs  # noqa: PLC0415
-    from etl.pipeline import stale_sources  # noqa: PLC0415
+    from etl.db.runs import fetch_freshness, fetch_recent_runs
+    from etl.pipeline import stale_sources
 
     settings = _settings(ctx)
     try:
@@ -148,15 +184,22 @@ def status(ctx: click.Context, as_json: bool, limit: int, max_age: str | None) -
         freshness = fetch_freshness(engine)
     stale = stale_sources(settings, freshness, max_age_s) if max_age_s is not None else []
     if as_json:
-        click.echo(json.dumps({"runs": runs, "freshness": freshness, "stale": stale},
-                              default=str, indent=2))
+        click.echo(
+            json.dumps(
+                {"runs": runs, "freshness": freshness, "stale": stale}, default=str, indent=2
+            )
+        )
     else:
         click.echo("recent runs")
-        click.echo(format_table(runs, ["id", "trigger", "status", "started_at", "finished_at",
-                                       "error"]))
+        click.echo(
+            format_table(runs, ["id", "trigger", "status", "started_at", "finished_at", "error"])
+        )
         click.echo("\nsource freshness")
-        click.echo(format_table(freshness, ["source", "account_id", "last_success_at", "age",
-                                            "last_status"]))
+        click.echo(
+            format_table(
+                freshness, ["source", "account_id", "last_success_at", "age", "last_status"]
+            )
+        )
     if stale:
         for item in stale:
             click.echo(f"stale: {item}", err=True)
@@ -169,15 +212,18 @@ def status(ctx: click.Context, as_json: bool, limit: int, max_age: str | None) -
 @click.pass_context
 def demo(ctx: click.Context, numbers: int, seed: int) -> None:
     """Sync the bundled API simulator into the embedded database and show the result."""
-    from etl.db.reports import fetch_demo_report  # noqa: PLC0415
-    from etl.pipeline import sync as run_sync  # noqa: PLC0415
-    from etl.simulator import serve  # noqa: PLC0415
+    from etl.db.reports import fetch_demo_report
+    from etl.pipeline import sync as run_sync
+    from etl.simulator import serve
 
     sim = serve(host="127.0.0.1", port=0, numbers=numbers, seed=seed)
     try:
         settings = _settings(ctx, **sim.env())
-        where = "NUMBERS_ETL_DATABASE_URL" if settings.database_url else (
-            f"the embedded PostgreSQL under {settings.home}")
+        where = (
+            "NUMBERS_ETL_DATABASE_URL"
+            if settings.database_url
+            else (f"the embedded PostgreSQL under {settings.home}")
+        )
         click.echo(f"simulator on {sim.url}; loading into {where}")
         with _database(settings) as engine:
             result = run_sync(engine, settings, trigger="demo", wait_for_lock=True)
@@ -196,14 +242,20 @@ def demo(ctx: click.Context, numbers: int, seed: int) -> None:
 @click.option("--port", default=8080, show_default=True, help="Port (0 picks a free one).")
 @click.option("--numbers", default=1000, show_default=True, help="Numbers per provider.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the simulated data.")
-@click.option("--fault", "faults", multiple=True, metavar="ENDPOINT=SPEC",
-              help="Inject faults, e.g. sinch.numbers=503,503 (repeatable).")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="ENDPOINT=SPEC",
+    help="Inject faults, e.g. sinch.numbers=503,503 (repeatable).",
+)
 @click.option("--instance-ttl", type=int, help="Seconds before created Sinch instances expire.")
-def simulate(host: str, port: int, numbers: int, seed: int, faults: tuple[str, ...],
-             instance_ttl: int | None) -> None:
+def simulate(
+    host: str, port: int, numbers: int, seed: int, faults: tuple[str, ...], instance_ttl: int | None
+) -> None:
     """Run the API simulator alone, printing the environment that points at it."""
-    from etl.settings import is_loopback_host  # noqa: PLC0415
-    from etl.simulator import parse_fault, serve  # noqa: PLC0415
+    from etl.settings import is_loopback_host
+    from etl.simulator import parse_fault, serve
 
     if not is_loopback_host(host):
         raise ConfigError("--host must be a loopback address (the simulator is for local use)")
@@ -225,12 +277,13 @@ def simulate(host: str, port: int, numbers: int, seed: int, faults: tuple[str, .
 
 @cli.command(context_settings=CONTEXT)
 @click.option("--run-now", is_flag=True, help="Sync once at start, then follow the schedule.")
-@click.option("--metrics-port", type=int, metavar="P",
-              help="Serve Prometheus metrics on 127.0.0.1:P/metrics.")
+@click.option(
+    "--metrics-port", type=int, metavar="P", help="Serve Prometheus metrics on 127.0.0.1:P/metrics."
+)
 @click.pass_context
 def daemon(ctx: click.Context, run_now: bool, metrics_port: int | None) -> None:
     """Sync on NUMBERS_ETL_SCHEDULE until SIGTERM or SIGINT (exit 0)."""
-    from etl.pipeline import run_scheduled  # noqa: PLC0415
+    from etl.pipeline import run_scheduled
 
     settings = _settings(ctx)
     with _database(settings) as engine:
@@ -239,14 +292,17 @@ def daemon(ctx: click.Context, run_now: bool, metrics_port: int | None) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--allow-mass-removal", is_flag=True,
-              help="Let an archive remove more than NUMBERS_ETL_MAX_REMOVAL_FRACTION.")
+@click.option(
+    "--allow-mass-removal",
+    is_flag=True,
+    help="Let an archive remove more than NUMBERS_ETL_MAX_REMOVAL_FRACTION.",
+)
 @click.pass_context
 def backfill(ctx: click.Context, paths: tuple[Path, ...], allow_mass_removal: bool) -> None:
     """Load archived responses (files or folders) in time order, rebuilding history."""
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
-    from etl.pipeline import backfill as run_backfill  # noqa: PLC0415
+    from etl.pipeline import backfill as run_backfill
 
     settings = _settings(ctx)
 
@@ -255,10 +311,13 @@ def backfill(ctx: click.Context, paths: tuple[Path, ...], allow_mass_removal: bo
         return tqdm(items, unit="file", disable=len(items) < 10 or not sys.stderr.isatty())
 
     with _database(settings) as engine:
-        result = run_backfill(engine, settings, list(paths),
-                              allow_mass_removal=allow_mass_removal, progress=progress)
-    click.echo(f"backfill: {len(result.loaded)} loaded, {len(result.skipped)} already applied, "
-               f"{len(result.problems)} problems")
+        result = run_backfill(
+            engine, settings, list(paths), allow_mass_removal=allow_mass_removal, progress=progress
+        )
+    click.echo(
+        f"backfill: {len(result.loaded)} loaded, {len(result.skipped)} already applied, "
+        f"{len(result.problems)} problems"
+    )
     for problem in result.problems:
         click.echo(f"error: {problem}", err=True)
     sys.exit(result.exit_code)
@@ -267,4 +326,3 @@ def backfill(ctx: click.Context, paths: tuple[Path, ...], allow_mass_removal: bo
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `numbers-etl` console script."""
     cli.main(args=argv, prog_name="numbers-etl")
-

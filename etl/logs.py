@@ -18,14 +18,16 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-_CONTEXT: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})
+_CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "log_context", default=None
+)
 _CONTEXT_KEYS = ("run_id", "source", "account_id")
 
 
 @contextlib.contextmanager
 def log_context(**values: Any) -> Iterator[None]:
     """Attach values (run_id, source, account_id) to every log line inside the block."""
-    token = _CONTEXT.set({**_CONTEXT.get(), **values})
+    token = _CONTEXT.set({**(_CONTEXT.get() or {}), **values})
     try:
         yield
     finally:
@@ -34,7 +36,7 @@ def log_context(**values: Any) -> Iterator[None]:
 
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in _CONTEXT.get().items():
+        for key, value in (_CONTEXT.get() or {}).items():
             if not hasattr(record, key):
                 setattr(record, key, value)
         return True
@@ -60,7 +62,7 @@ class TextFormatter(_RedactingFormatter):
         where = " ".join(
             part
             for part in (
-                f"run {record.run_id}" if getattr(record, "run_id", None) else "",
+                f"run {getattr(record, 'run_id', '')}" if getattr(record, "run_id", None) else "",
                 "/".join(
                     str(v)
                     for v in (getattr(record, "source", None), getattr(record, "account_id", None))
@@ -100,7 +102,11 @@ class JsonFormatter(_RedactingFormatter):
 
 
 def setup_logging(
-    *, level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = (), stream: TextIO | None = None
+    *,
+    level: str = "INFO",
+    fmt: str = "text",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
 ) -> None:
     """Configure the root logger once per process (idempotent: replaces our handler)."""
     root = logging.getLogger()

@@ -116,23 +116,43 @@ def sync(
     with sync_lock(engine, wait=wait_for_lock):
         abort_stale_runs(engine, now=clock())
         run_at = clock()
-        result = SyncResult(run_id=start_run(engine, trigger=trigger, started_at=run_at),
-                            trigger=trigger, run_at=run_at)
+        result = SyncResult(
+            run_id=start_run(engine, trigger=trigger, started_at=run_at),
+            trigger=trigger,
+            run_at=run_at,
+        )
         with log_context(run_id=result.run_id):
             try:
                 session = build_session(settings)
                 for spec in specs:
                     result.outcomes.extend(
-                        _sync_source(engine, settings, spec, session, result.run_id, run_at,
-                                     allow_mass_removal)
+                        _sync_source(
+                            engine,
+                            settings,
+                            spec,
+                            session,
+                            result.run_id,
+                            run_at,
+                            allow_mass_removal,
+                        )
                     )
             except BaseException as exc:  # KeyboardInterrupt, SystemExit from SIGTERM…
-                finish_run(engine, result.run_id, status="aborted", finished_at=clock(),
-                           error=f"interrupted: {type(exc).__name__}")
+                finish_run(
+                    engine,
+                    result.run_id,
+                    status="aborted",
+                    finished_at=clock(),
+                    error=f"interrupted: {type(exc).__name__}",
+                )
                 raise
             result.status = run_status(result.outcomes)
-            finish_run(engine, result.run_id, status=result.status, finished_at=clock(),
-                       error=_run_error(result.outcomes))
+            finish_run(
+                engine,
+                result.run_id,
+                status=result.status,
+                finished_at=clock(),
+                error=_run_error(result.outcomes),
+            )
             log.info("run %s %s", result.run_id, result.status)
     return result
 
@@ -161,10 +181,17 @@ def _sync_source(
             try:
                 with extractor.open_listing(account_id) as body:
                     result = _load_source(
-                        engine, settings, spec, account_id, body, run_id=run_id, run_at=run_at,
-                        allow_mass_removal=allow_mass_removal, archive=True,
+                        engine,
+                        settings,
+                        spec,
+                        account_id,
+                        body,
+                        run_id=run_id,
+                        run_at=run_at,
+                        allow_mass_removal=allow_mass_removal,
+                        archive=True,
                     )
-            except Exception as exc:  # noqa: BLE001 - one source never fails the others
+            except Exception as exc:
                 yield _record(engine, run_id, spec.name, account_id, None, exc, started)
             else:
                 yield _record(engine, run_id, spec.name, account_id, result, None, started)
@@ -191,13 +218,21 @@ def _load_source(
         )
         with engine.begin() as conn:
             result = load_listing(
-                conn, items, run_id=run_id, source=spec.name, account_id=account_id,
-                run_at=run_at, max_removal_fraction=settings.max_removal_fraction,
+                conn,
+                items,
+                run_id=run_id,
+                source=spec.name,
+                account_id=account_id,
+                run_at=run_at,
+                max_removal_fraction=settings.max_removal_fraction,
                 allow_mass_removal=allow_mass_removal,
             )
             upsert_provider_account(
-                conn, source=spec.name, account_id=account_id,
-                shared_number=listing.extras.get("shared_number"), run_id=run_id,
+                conn,
+                source=spec.name,
+                account_id=account_id,
+                shared_number=listing.extras.get("shared_number"),
+                run_id=run_id,
                 success_at=run_at,
             )
     return result
@@ -218,12 +253,24 @@ def _record(
     outcome = SourceOutcome(
         source, account_id, "failed" if error else "succeeded", result, message, duration_ms
     )
-    record_run_source(engine, run_id, source=source, account_id=account_id,
-                      status=outcome.status, result=result, error=message,
-                      duration_ms=duration_ms)
+    record_run_source(
+        engine,
+        run_id,
+        source=source,
+        account_id=account_id,
+        status=outcome.status,
+        result=result,
+        error=message,
+        duration_ms=duration_ms,
+    )
     counts = vars(result) if result is not None else {}
-    extra = {"source": source, "account_id": account_id, "status": outcome.status,
-             "duration_ms": duration_ms, **counts}
+    extra = {
+        "source": source,
+        "account_id": account_id,
+        "status": outcome.status,
+        "duration_ms": duration_ms,
+        **counts,
+    }
     if error is None:
         log.info("summary %s", " ".join(f"{k}={v}" for k, v in counts.items()), extra=extra)
     elif isinstance(error, NumbersEtlError):
@@ -287,7 +334,9 @@ def backfill(
             if spec is None:
                 outcome.problems.append(f"{archived.path}: unknown source {archived.source!r}")
                 continue
-            last = fetch_last_success(engine, source=archived.source, account_id=archived.account_id)
+            last = fetch_last_success(
+                engine, source=archived.source, account_id=archived.account_id
+            )
             if last is not None and archived.taken_at <= last:
                 outcome.skipped.append(archived)
                 continue
@@ -308,8 +357,11 @@ def _backfill_one(
     clock: Clock,
 ) -> SyncResult:
     run_at = archived.taken_at
-    result = SyncResult(run_id=start_run(engine, trigger="backfill", started_at=run_at),
-                        trigger="backfill", run_at=run_at)
+    result = SyncResult(
+        run_id=start_run(engine, trigger="backfill", started_at=run_at),
+        trigger="backfill",
+        run_at=run_at,
+    )
     started = time.monotonic()
     with log_context(run_id=result.run_id, source=spec.name, account_id=archived.account_id):
         error: BaseException | None = None
@@ -317,22 +369,38 @@ def _backfill_one(
         try:
             opener: AbstractContextManager[BinaryIO] = open_archive(archived)
             with opener as body:
-                load = _load_source(engine, settings, spec, archived.account_id, body,
-                                    run_id=result.run_id, run_at=run_at,
-                                    allow_mass_removal=allow_mass_removal, archive=False)
+                load = _load_source(
+                    engine,
+                    settings,
+                    spec,
+                    archived.account_id,
+                    body,
+                    run_id=result.run_id,
+                    run_at=run_at,
+                    allow_mass_removal=allow_mass_removal,
+                    archive=False,
+                )
         except (SourceError, ArchiveError, OSError, EOFError) as exc:
             error = exc
         result.outcomes.append(
             _record(engine, result.run_id, spec.name, archived.account_id, load, error, started)
         )
         result.status = run_status(result.outcomes)
-        finish_run(engine, result.run_id, status=result.status, finished_at=clock(),
-                   error=_run_error(result.outcomes))
+        finish_run(
+            engine,
+            result.run_id,
+            status=result.status,
+            finished_at=clock(),
+            error=_run_error(result.outcomes),
+        )
     return result
 
 
 def stale_sources(
-    settings: Settings, freshness: Sequence[dict[str, object]], max_age_s: float, *,
+    settings: Settings,
+    freshness: Sequence[dict[str, object]],
+    max_age_s: float,
+    *,
     clock: Clock = utc_now,
 ) -> list[str]:
     """Configured sources with no success, or whose last success is older than `max_age_s`."""
@@ -347,8 +415,10 @@ def stale_sources(
             if not isinstance(last, datetime):
                 stale.append(f"{source}/{row.get('account_id')}: no successful sync recorded")
             elif (now - last).total_seconds() > max_age_s:
-                stale.append(f"{source}/{row.get('account_id')}: last success {last.isoformat()}"
-                             f" is older than {max_age_s:g}s")
+                stale.append(
+                    f"{source}/{row.get('account_id')}: last success {last.isoformat()}"
+                    f" is older than {max_age_s:g}s"
+                )
     return stale
 
 
@@ -359,9 +429,9 @@ def run_scheduled(
     engine: Engine, settings: Settings, *, run_now: bool = False, metrics_port: int | None = None
 ) -> None:
     """Run `sync` on the settings' schedule until SIGTERM/SIGINT (the `daemon` command)."""
-    from etl import metrics  # noqa: PLC0415
-    from etl.db.reports import fetch_active_counts  # noqa: PLC0415
-    from etl.schedule import DaemonStop, parse_schedule, run_daemon  # noqa: PLC0415
+    from etl import metrics
+    from etl.db.reports import fetch_active_counts
+    from etl.schedule import DaemonStop, parse_schedule, run_daemon
 
     selected_sources(settings, None)
     parse_schedule(settings.schedule)

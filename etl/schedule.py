@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 MISFIRE_GRACE_SECONDS = 300
 
 
-class DaemonStop(KeyboardInterrupt):  # noqa: N818 - a signal, not an error
+class DaemonStop(KeyboardInterrupt):
     """Raised in the main thread by SIGTERM/SIGINT while a run is in progress."""
 
 
@@ -73,8 +73,14 @@ def run_daemon(schedule: str, run_once: Callable[[], None], *, run_now: bool = F
     # An explicit next_run_time=None would pause the job, so pass it only for --run-now.
     first_run = {"next_run_time": datetime.now(UTC)} if run_now else {}
     scheduler.add_job(
-        job, parse_schedule(schedule), id="sync", name="sync", max_instances=1, coalesce=True,
-        misfire_grace_time=MISFIRE_GRACE_SECONDS, **first_run,
+        job,
+        parse_schedule(schedule),
+        id="sync",
+        name="sync",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=MISFIRE_GRACE_SECONDS,
+        **first_run,
     )
     scheduler.add_listener(on_error, EVENT_JOB_ERROR)
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}

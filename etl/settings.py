@@ -132,8 +132,10 @@ class Settings(BaseSettings):
     def _fold_case(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        return value.upper() if value.lower() in {"debug", "info", "warning", "error"} else (
-            value.lower()
+        return (
+            value.upper()
+            if value.lower() in {"debug", "info", "warning", "error"}
+            else (value.lower())
         )
 
     @field_validator("sinch_instance_secret")
@@ -143,7 +145,9 @@ class Settings(BaseSettings):
             try:
                 base64.b64decode(value.get_secret_value(), validate=True)
             except (binascii.Error, ValueError):
-                raise ValueError("is not valid base64 (paste the secret as Sinch issued it)") from None
+                raise ValueError(
+                    "is not valid base64 (paste the secret as Sinch issued it)"
+                ) from None
         return value
 
     @field_validator("database_url")
@@ -176,8 +180,12 @@ class Settings(BaseSettings):
             if url is not None:
                 check_base_url(name, url)
         pairs = (
-            ("SINCH_INSTANCE_ID", self.sinch_instance_id, "SINCH_INSTANCE_SECRET",
-             self.sinch_instance_secret),
+            (
+                "SINCH_INSTANCE_ID",
+                self.sinch_instance_id,
+                "SINCH_INSTANCE_SECRET",
+                self.sinch_instance_secret,
+            ),
             ("SINCH_EMAIL", self.sinch_email, "SINCH_PASSWORD", self.sinch_password),
         )
         for first, first_value, second, second_value in pairs:

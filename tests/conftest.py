@@ -87,8 +87,10 @@ def database_url(pg_server_url: str, template_database: str) -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
     finally:
         admin.dispose()
-    yield make_url(to_sqlalchemy_url(pg_server_url)).set(database=name).render_as_string(
-        hide_password=False
+    yield (
+        make_url(to_sqlalchemy_url(pg_server_url))
+        .set(database=name)
+        .render_as_string(hide_password=False)
     )
     _drop_database(pg_server_url, name)
 

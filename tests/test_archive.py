@@ -34,12 +34,14 @@ def test_a_body_read_to_the_end_is_archived_exactly(tmp_path: Path) -> None:
 
 def test_an_unfinished_body_leaves_no_archive(tmp_path: Path) -> None:
     """A body not read to its end (a failed parse) is not archived, and no temp file stays."""
-    with (
-        pytest.raises(RuntimeError),
-        tee_to_archive(io.BytesIO(b"[1, 2, 3]"), tmp_path, "sinch", "1", TAKEN_AT) as stream,
-    ):
-        stream.read(2)
-        raise RuntimeError
+
+    def read_two_bytes_then_fail() -> None:
+        with tee_to_archive(io.BytesIO(b"[1, 2, 3]"), tmp_path, "sinch", "1", TAKEN_AT) as s:
+            s.read(2)
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        read_two_bytes_then_fail()
     assert list((tmp_path / "sinch" / "1").iterdir()) == []
 
 

@@ -16,7 +16,10 @@ from etl.simulator import Simulator
 SettingsFactory = Callable[..., Settings]
 DAY1 = datetime(2026, 11, 1, 10, 0, 0, tzinfo=UTC)
 DAY2 = datetime(2026, 11, 2, 10, 0, 0, tzinfo=UTC)
-STATE = "SELECT source, account_id, e164, cost_amount, label, removed_at FROM phone_numbers ORDER BY 1, 2, 3"
+STATE = (
+    "SELECT source, account_id, e164, cost_amount, label, removed_at "
+    "FROM phone_numbers ORDER BY 1, 2, 3"
+)
 VERSIONS = (
     "SELECT source, account_id, e164, cost_amount, label, valid_from, valid_to "
     "FROM phone_number_versions ORDER BY 1, 2, 3, valid_from"
@@ -34,8 +37,8 @@ def wipe(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "TRUNCATE phone_numbers, phone_number_versions, rejected_records, sync_run_sources, "
-                "provider_accounts, sync_runs RESTART IDENTITY CASCADE"
+                "TRUNCATE phone_numbers, phone_number_versions, rejected_records, "
+                "sync_run_sources, provider_accounts, sync_runs RESTART IDENTITY CASCADE"
             )
         )
 

@@ -48,11 +48,11 @@ def embedded_postgres(home: Path) -> Iterator[str]:
     """Start (or join) the embedded PostgreSQL under `home`; yield the server's base URL."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import pgserver  # noqa: PLC0415 - heavy import, only needed without a URL
+        import pgserver
 
         try:
             home.mkdir(parents=True, exist_ok=True)
-            server = pgserver.get_server(home / "pgdata", cleanup_mode="stop")
+            server = pgserver.get_server(home / "pgdata", cleanup_mode="stop")  # type: ignore[attr-defined]
         except Exception as exc:  # pgserver raises plain exceptions of several kinds
             raise NumbersEtlError(
                 f"could not start the embedded PostgreSQL under {home}: {exc}; "
