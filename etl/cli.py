@@ -277,17 +277,27 @@ def simulate(
 
 @cli.command(context_settings=CONTEXT)
 @click.option("--run-now", is_flag=True, help="Sync once at start, then follow the schedule.")
+@click.option("--metrics-port", type=int, metavar="P", help="Serve Prometheus metrics on port P.")
 @click.option(
-    "--metrics-port", type=int, metavar="P", help="Serve Prometheus metrics on 127.0.0.1:P/metrics."
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics server binds (0.0.0.0 in a container).",
 )
 @click.pass_context
-def daemon(ctx: click.Context, run_now: bool, metrics_port: int | None) -> None:
+def daemon(ctx: click.Context, run_now: bool, metrics_port: int | None, metrics_host: str) -> None:
     """Sync on NUMBERS_ETL_SCHEDULE until SIGTERM or SIGINT (exit 0)."""
-    from etl.pipeline import run_scheduled
+    from etl.schedule import run_scheduled
 
     settings = _settings(ctx)
     with _database(settings) as engine:
-        run_scheduled(engine, settings, run_now=run_now, metrics_port=metrics_port)
+        run_scheduled(
+            engine,
+            settings,
+            run_now=run_now,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+        )
 
 
 @cli.command(context_settings=CONTEXT)

@@ -21,9 +21,13 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
 
-from etl.errors import ConfigError
-from etl.settings import parse_duration
+from etl import metrics
+from etl.db.reports import fetch_active_counts
+from etl.errors import ConfigError, NumbersEtlError
+from etl.pipeline import selected_sources, sync
+from etl.settings import Settings, parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +102,42 @@ def run_daemon(schedule: str, run_once: Callable[[], None], *, run_now: bool = F
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("daemon stopped")
+
+
+def run_scheduled(
+    engine: Engine,
+    settings: Settings,
+    *,
+    run_now: bool = False,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+) -> None:
+    """Run `sync` on the settings' schedule until SIGTERM/SIGINT (the `daemon` command)."""
+    selected_sources(settings, None)
+    parse_schedule(settings.schedule)
+    if metrics_port is not None:
+        metrics.serve_metrics(metrics_port, metrics_host)
+
+    def run_once() -> None:
+        try:
+            result = sync(engine, settings, trigger="schedule")
+        except DaemonStop:
+            log.warning("run interrupted by a signal; recorded as aborted")
+            raise
+        except NumbersEtlError as exc:
+            log.error("run not started: %s", exc)
+            metrics.RUNS.labels(status="not_started").inc()
+            return
+        metrics.RUNS.labels(status=result.status).inc()
+        for outcome in result.outcomes:
+            labels = {"source": outcome.source, "account_id": outcome.account_id}
+            metrics.RUN_DURATION.labels(**labels).set(outcome.duration_ms / 1000)
+            if outcome.status == "failed":
+                metrics.FAILURES.labels(**labels).inc()
+            elif outcome.result is not None and result.run_at is not None:
+                metrics.LAST_SUCCESS.labels(**labels).set(result.run_at.timestamp())
+                metrics.REJECTED_RECORDS.labels(**labels).set(outcome.result.rejected)
+        for (source, account_id), count in fetch_active_counts(engine).items():
+            metrics.ACTIVE_NUMBERS.labels(source=source, account_id=account_id).set(count)
+
+    run_daemon(settings.schedule, run_once, run_now=run_now)
