@@ -243,6 +243,12 @@ def demo(ctx: click.Context, numbers: int, seed: int) -> None:
 @click.option("--numbers", default=1000, show_default=True, help="Numbers per provider.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the simulated data.")
 @click.option(
+    "--revision",
+    default=0,
+    show_default=True,
+    help="Data revision: each revision >= 1 changes 1% of the numbers.",
+)
+@click.option(
     "--fault",
     "faults",
     multiple=True,
@@ -251,7 +257,13 @@ def demo(ctx: click.Context, numbers: int, seed: int) -> None:
 )
 @click.option("--instance-ttl", type=int, help="Seconds before created Sinch instances expire.")
 def simulate(
-    host: str, port: int, numbers: int, seed: int, faults: tuple[str, ...], instance_ttl: int | None
+    host: str,
+    port: int,
+    numbers: int,
+    seed: int,
+    revision: int,
+    faults: tuple[str, ...],
+    instance_ttl: int | None,
 ) -> None:
     """Run the API simulator alone, printing the environment that points at it."""
     from etl.settings import is_loopback_host
@@ -263,7 +275,11 @@ def simulate(
         parsed = [parse_fault(spec) for spec in faults]
     except ValueError as exc:
         raise ConfigError(f"--fault: {exc}") from None
-    sim = serve(host=host, port=port, numbers=numbers, seed=seed)
+    try:
+        sim = serve(host=host, port=port, numbers=numbers, seed=seed)
+    except OSError as exc:
+        raise ConfigError(f"--port {port}: cannot listen on {host}: {exc.strerror}") from None
+    sim.set_dataset(revision=revision)
     for endpoint, items in parsed:
         sim.faults.add(endpoint, *items)
     if instance_ttl is not None:
