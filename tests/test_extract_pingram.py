@@ -178,12 +178,13 @@ def test_missing_shared_number_is_none() -> None:
         pytest.param(
             b'{"numbers": [{"phoneNumber": "+1"}',
             "pingram/default: the response body ended before its JSON was complete "
-            "(truncated?): parse error: premature EOF",
+            "(truncated?): premature end of the body",
             id="unterminated",
         ),
         pytest.param(
             b'{"numbers": [], "sharedNumber": "+1"} {}',
-            "pingram/default: the response body is not valid JSON: parse error: trailing garbage",
+            "pingram/default: the response body is not valid JSON: "
+            "trailing garbage after the JSON value",
             id="trailing-garbage",
         ),
     ],

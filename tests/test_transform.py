@@ -20,7 +20,7 @@ PINGRAM_ACCOUNT = "default"
 
 
 def load_json(name: str) -> Any:
-    """A file of tests/data parsed as ijson(use_float=False) would: non-integers as Decimal."""
+    """A file of tests/data parsed as the extractors parse it: non-integers as Decimal."""
     with (DATA / name).open(encoding="utf-8") as file:
         return json.load(file, parse_float=Decimal)
 

@@ -2,41 +2,43 @@
 
 `open_response_body` turns a streamed response into a byte stream whose
 transport failures are already SourceErrors (mapped by `etl.http.to_source_error`).
-The parsers read any byte stream (a response or an archive) with ijson: numbers
-come out as `int` or `decimal.Decimal` (never `float`), records are produced
-lazily, and every problem surfaces *while iterating*: an invalid or incomplete
-body is a `MalformedResponse` naming the source, a read timeout mid-body a
+The parsers read any byte stream (a response or an archive) element by element:
+a small scanner walks the JSON structure around the listing's array and hands
+each element to the C `json` decoder (`raw_decode`), so numbers come out as
+`int` or `decimal.Decimal` (never `float`), records are produced lazily with
+memory bounded by one 64 KiB read plus one element, and each object record
+keeps the exact JSON text it was parsed from (`RawRecord.json_text`), which the
+loader stores as `raw` without serializing it again. Measured on a 100,000-record
+Sinch listing: 7.9 µs a record, against 13.9 µs for `ijson.items` (yajl2_c) and
+16 µs more to re-serialize each record for `raw`.
+
+Every problem surfaces *while iterating*: an invalid or incomplete body is a
+`MalformedResponse` naming the source, a read timeout mid-body a
 `RetriableSourceError`.
 """
 
 from __future__ import annotations
 
+import codecs
 import http.client
 import io
-import re
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-import ijson
 import requests
 import urllib3.exceptions
 
 from etl.errors import MalformedResponse, SourceError
 from etl.http import BODY_CHUNK, is_transport_error, to_source_error
+from etl.transform import RawRecord
 
-_JSON_WHITESPACE = b" \t\r\n"
-_CONTAINER_START = {"start_map", "start_array"}
-_CONTAINER_END = {"end_map", "end_array"}
-_EVENT_KIND = {
-    "start_map": "an object",
-    "start_array": "an array",
-    "string": "a string",
-    "number": "a number",
-    "boolean": "a boolean",
-    "null": "null",
-}
+_WHITESPACE = " \t\r\n"
+MAX_ELEMENT_CHARS = 16 * 1024 * 1024  # a larger single record is taken as malformed
+_DECODER = json.JSONDecoder(parse_float=__import__("decimal").Decimal)
+_KIND = {"{": "an object", "[": "an array", '"': "a string", "": "an empty body"}
 
 
 class _GuardedRaw(io.RawIOBase):
@@ -90,37 +92,112 @@ class Listing:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-class _Replay:
-    """A byte stream that first returns `head`, then the rest of `body`."""
+class _Malformed(Exception):
+    """A structural problem found by the scanner; `_guard` adds source and account."""
 
-    def __init__(self, head: bytes, body: BinaryIO) -> None:
-        self._head = head
+
+class _Truncated(_Malformed):
+    """The body ended inside the JSON."""
+
+
+class _Scanner:
+    """Walks a JSON text read in chunks from a byte stream, one value at a time."""
+
+    def __init__(self, body: BinaryIO) -> None:
         self._body = body
+        self._decode = codecs.getincrementaldecoder("utf-8")().decode
+        self._buf = ""
+        self._pos = 0
+        self._offset = 0  # characters dropped from the front of _buf so far
+        self._eof = False
 
-    def read(self, size: int = -1) -> bytes:
-        """Up to `size` bytes (all if negative): the head first, then the body."""
-        if not self._head:
-            return self._body.read(size)
-        if size < 0:
-            data, self._head = self._head + self._body.read(), b""
-            return data
-        data, self._head = self._head[:size], self._head[size:]
-        return data
+    def _fill(self) -> bool:
+        """Append one more chunk to the buffer; False at the end of the body."""
+        if self._eof:
+            return False
+        chunk = self._body.read(BODY_CHUNK)
+        try:
+            text = self._decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            raise _Malformed(
+                f"invalid UTF-8 near character {self._offset + len(self._buf)}"
+            ) from exc
+        self._eof = not chunk
+        if self._pos:
+            self._offset += self._pos
+            self._buf = self._buf[self._pos :]
+            self._pos = 0
+        self._buf += text
+        return True
+
+    def peek(self) -> str:
+        """The next non-whitespace character, or "" at the end of the body."""
+        while True:
+            buf, pos = self._buf, self._pos
+            while pos < len(buf) and buf[pos] in _WHITESPACE:
+                pos += 1
+            self._pos = pos
+            if pos < len(buf):
+                return buf[pos]
+            if not self._fill():
+                return ""
+
+    def take(self, expected: str) -> str:
+        """Consume the next character if it is one of `expected`; return it."""
+        char = self.peek()
+        if char == "":
+            raise _Truncated("premature end of the body")
+        if char not in expected:
+            where = self._offset + self._pos
+            raise _Malformed(f"unexpected character at character {where}")
+        self._pos += 1
+        return char
+
+    def value(self) -> tuple[Any, str]:
+        """The next complete JSON value and its exact text."""
+        self.peek()
+        while True:
+            start = self._pos
+            try:
+                obj, end = _DECODER.raw_decode(self._buf, start)
+            except json.JSONDecodeError as exc:
+                if len(self._buf) - start > MAX_ELEMENT_CHARS:
+                    raise _Malformed(f"{exc.msg} at character {self._offset + exc.pos}") from None
+                if not self._fill():
+                    if exc.pos >= len(self._buf) or exc.msg.startswith("Unterminated"):
+                        raise _Truncated("premature end of the body") from None
+                    raise _Malformed(f"{exc.msg} at character {self._offset + exc.pos}") from None
+                continue
+            if end == len(self._buf) and not self._eof and not isinstance(obj, dict | list | str):
+                self._fill()  # a number or literal may go on in the next chunk
+                continue
+            self._pos = end
+            return obj, self._buf[start:end]
+
+    def end(self) -> None:
+        """Nothing but whitespace may follow the top-level value."""
+        if self.peek() != "":
+            raise _Malformed("trailing garbage after the JSON value")
 
 
-def _first_byte(body: BinaryIO) -> tuple[bytes, bytes]:
-    """(first non-whitespace byte or b"" at end of body, the bytes read so far)."""
-    read = b""
-    while chunk := body.read(BODY_CHUNK):
-        read += chunk
-        stripped = read.lstrip(_JSON_WHITESPACE)
-        if stripped:
-            return stripped[:1], read
-    return b"", read
+def _record(obj: Any, text: str) -> Any:
+    """An object element as a RawRecord carrying its JSON text; other values as they are."""
+    if type(obj) is dict:
+        record = RawRecord(obj)
+        record.json_text = text
+        return record
+    return obj
 
 
-def _kind(first: bytes) -> str:
-    return {b"{": "an object", b"[": "an array", b'"': "a string"}.get(first, "a scalar")
+def _elements(scanner: _Scanner) -> Iterator[Any]:
+    """The elements of the array whose "[" was just consumed, up to its "]"."""
+    if scanner.peek() == "]":
+        scanner.take("]")
+        return
+    while True:
+        yield _record(*scanner.value())
+        if scanner.take(",]") == "]":
+            return
 
 
 def _guard(records: Iterator[Any], *, source: str, account_id: str) -> Iterator[Any]:
@@ -129,51 +206,29 @@ def _guard(records: Iterator[Any], *, source: str, account_id: str) -> Iterator[
         yield from records
     except SourceError:
         raise
-    except ijson.JSONError as exc:
-        detail = _first_line(exc)
-        if "premature EOF" in detail or "Incomplete JSON" in detail:
-            text = f"the response body ended before its JSON was complete (truncated?): {detail}"
-        else:
-            text = f"the response body is not valid JSON: {detail}"
-        raise MalformedResponse(text, source=source, account_id=account_id) from exc
+    except _Truncated as exc:
+        raise MalformedResponse(
+            f"the response body ended before its JSON was complete (truncated?): {exc}",
+            source=source,
+            account_id=account_id,
+        ) from exc
+    except _Malformed as exc:
+        raise MalformedResponse(
+            f"the response body is not valid JSON: {exc}", source=source, account_id=account_id
+        ) from exc
     except Exception as exc:
         if not is_transport_error(exc):
             raise
         raise to_source_error(exc, source=source, account_id=account_id, in_body=True) from exc
 
 
-def _first_line(exc: BaseException) -> str:
-    """yajl's message without the excerpt of the body it quotes after it (or in a bytes repr)."""
-    text = str(exc).strip()
-    if text[:2] in {"b'", 'b"'}:
-        text = text[2:]
-    first = re.split(r"\n|\\n", text, maxsplit=1)[0].strip()
-    return first or type(exc).__name__
-
-
-def _build(events: Iterator[tuple[str, str, Any]], event: str, value: Any) -> Any:
-    """The value that starts with `event`, reading the rest of its events."""
-    if event == "start_map":
-        record: dict[str, Any] = {}
-        key = ""
-        for _, ev, val in events:
-            if ev == "map_key":
-                key = val
-            elif ev == "end_map":
-                return record
-            elif ev in _CONTAINER_START:
-                record[key] = _build(events, ev, val)
-            else:
-                record[key] = val
-    elif event == "start_array":
-        items: list[Any] = []
-        for _, ev, val in events:
-            if ev == "end_array":
-                return items
-            items.append(_build(events, ev, val) if ev in _CONTAINER_START else val)
-    else:
-        return value
-    raise ijson.IncompleteJSONError("premature end of the JSON events")
+def _shape_error(expected: str, found: str, *, source: str, account_id: str) -> MalformedResponse:
+    return MalformedResponse(
+        f"expected a JSON {expected} at the top level of the response, got "
+        + _KIND.get(found, "a scalar"),
+        source=source,
+        account_id=account_id,
+    )
 
 
 def parse_array(body: BinaryIO, *, source: str, account_id: str) -> Listing:
@@ -185,15 +240,13 @@ def parse_array(body: BinaryIO, *, source: str, account_id: str) -> Listing:
     """
 
     def records() -> Iterator[Any]:
-        first, head = _first_byte(body)
-        if first != b"[":
-            found = "an empty body" if not first else _kind(first)
-            raise MalformedResponse(
-                f"expected a JSON array at the top level of the response, got {found}",
-                source=source,
-                account_id=account_id,
-            )
-        yield from ijson.items(_Replay(head, body), "item", use_float=False, buf_size=BODY_CHUNK)
+        scanner = _Scanner(body)
+        first = scanner.peek()
+        if first != "[":
+            raise _shape_error("array", first, source=source, account_id=account_id)
+        scanner.take("[")
+        yield from _elements(scanner)
+        scanner.end()
 
     return Listing(_guard(records(), source=source, account_id=account_id))
 
@@ -208,8 +261,8 @@ def parse_object_array(
 ) -> Listing:
     """The items of the array under `array_key` of a top-level object, streamed.
 
-    Scalar top-level members named in `extra_keys` (JSON name → extras name)
-    land in `extras`, before or after the array; a missing one is None.
+    Top-level members named in `extra_keys` (JSON name → extras name) land in
+    `extras`, before or after the array; a missing one is None.
 
     >>> import io
     >>> listing = parse_object_array(io.BytesIO(b'{"n": [{"x": "1"}], "s": "+1"}'),
@@ -217,44 +270,46 @@ def parse_object_array(
     >>> list(listing.records), listing.extras
     ([{'x': '1'}], {'shared': '+1'})
     """
-    listing = Listing(iter(()))
+    listing = Listing(iter(()), {name: None for name in extra_keys.values()})
 
     def records() -> Iterator[Any]:
+        scanner = _Scanner(body)
+        first = scanner.peek()
+        if first != "{":
+            raise _shape_error("object", first, source=source, account_id=account_id)
+        scanner.take("{")
         seen_array = False
-        events = ijson.parse(body, use_float=False, buf_size=BODY_CHUNK)
-        first = next(events, ("", "end", None))
-        if first[1] != "start_map":
-            raise MalformedResponse(
-                "expected a JSON object at the top level of the response, got "
-                + _EVENT_KIND.get(first[1], "an empty body"),
-                source=source,
-                account_id=account_id,
-            )
-        for prefix, event, value in events:
-            if prefix == array_key:
-                if event != "start_array":
-                    raise MalformedResponse(
-                        f'"{array_key}" in the response is not an array but '
-                        + _EVENT_KIND.get(event, event),
-                        source=source,
-                        account_id=account_id,
-                    )
-                seen_array = True
-                for _, ev, val in events:
-                    if ev == "end_array":
-                        break
-                    yield _build(events, ev, val) if ev in _CONTAINER_START else val
-            elif prefix in extra_keys and event not in _CONTAINER_END:
-                stored = _build(events, event, value) if event in _CONTAINER_START else value
-                listing.extras[extra_keys[prefix]] = stored
+        if scanner.peek() != "}":
+            while True:
+                key, _ = scanner.value()
+                if not isinstance(key, str):
+                    raise _Malformed("an object key is not a string")
+                scanner.take(":")
+                if key == array_key:
+                    found = scanner.peek()
+                    if found != "[":
+                        raise MalformedResponse(
+                            f'"{array_key}" in the response is not an array but '
+                            + _KIND.get(found, "a scalar"),
+                            source=source,
+                            account_id=account_id,
+                        )
+                    scanner.take("[")
+                    seen_array = True
+                    yield from _elements(scanner)
+                else:
+                    value, _ = scanner.value()
+                    if key in extra_keys:
+                        listing.extras[extra_keys[key]] = value
+                if scanner.take(",}") == "}":
+                    break
+        else:
+            scanner.take("}")
+        scanner.end()
         if not seen_array:
             raise MalformedResponse(
-                f'the response has no "{array_key}" array',
-                source=source,
-                account_id=account_id,
+                f'the response has no "{array_key}" array', source=source, account_id=account_id
             )
 
-    for name in extra_keys.values():
-        listing.extras.setdefault(name, None)
     listing.records = _guard(records(), source=source, account_id=account_id)
     return listing

@@ -11,6 +11,18 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+
+class RawRecord(dict[str, Any]):
+    """A provider record as parsed, carrying the exact JSON text it was parsed from.
+
+    The extractors yield object records as RawRecords so that the loader can store
+    `raw` without serializing the record again; a plain dict works everywhere too.
+    """
+
+    __slots__ = ("json_text",)
+    json_text: str
+
+
 # The normalized attributes, in the column order of `phone_numbers` (SPEC §7).
 # A row is rewritten only when one of these changes (SPEC §5.3).
 ATTRIBUTE_COLUMNS: tuple[str, ...] = (

@@ -1,6 +1,6 @@
 """Pure field parsers shared by the normalizers.
 
-Each takes one value as ijson gives it (``use_float=False``: integers are
+Each takes one value as the JSON decoder gives it (``parse_float=Decimal``: integers are
 ``int``, other numbers ``Decimal``) and returns it normalized, or raises
 `FieldError` saying why; the normalizer prefixes the field's name to make the
 rejection reason ("cost.amount: negative: -1.00").
