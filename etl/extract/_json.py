@@ -36,6 +36,8 @@ from etl.http import BODY_CHUNK, is_transport_error, to_source_error
 from etl.transform import RawRecord
 
 _WHITESPACE = " \t\r\n"
+_NUMBER_CHARS = frozenset("0123456789.eE+-")
+_NUMBER_LOOKAHEAD = 64  # a number split across reads is shorter than this
 MAX_ELEMENT_CHARS = 16 * 1024 * 1024  # a larger single record is taken as malformed
 _DECODER = json.JSONDecoder(parse_float=__import__("decimal").Decimal)
 _KIND = {"{": "an object", "[": "an array", '"': "a string", "": "an empty body"}
@@ -168,8 +170,17 @@ class _Scanner:
                         raise _Truncated("premature end of the body") from None
                     raise _Malformed(f"{exc.msg} at character {self._offset + exc.pos}") from None
                 continue
-            if end == len(self._buf) and not self._eof and not isinstance(obj, dict | list | str):
-                self._fill()  # a number or literal may go on in the next chunk
+            if (
+                not self._eof
+                and not isinstance(obj, dict | list | str)
+                and (
+                    end == len(self._buf)
+                    or (
+                        self._buf[end] in _NUMBER_CHARS and len(self._buf) - end < _NUMBER_LOOKAHEAD
+                    )
+                )
+            ):
+                self._fill()  # a number ("0" of "0.25") may go on in the next chunk
                 continue
             self._pos = end
             return obj, self._buf[start:end]

@@ -1,0 +1,110 @@
+"""The streaming listing parser against the standard library on arbitrary JSON in odd chunks."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from etl.errors import MalformedResponse
+from etl.extract._json import parse_array, parse_object_array
+from etl.transform import RawRecord
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=3)
+    | st.text(max_size=12)
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+class Trickle(io.RawIOBase):
+    """A byte stream that hands out at most `size` bytes per read, to split every token."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+        self._size = size
+
+    def readable(self) -> bool:
+        """Always readable."""
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """At most `self._size` bytes, whatever was asked."""
+        return self._data.read(min(self._size, size if size >= 0 else self._size))
+
+
+def dumps(value: Any, indent: int | None) -> bytes:
+    """JSON with Decimals as exact numbers (the shape providers send)."""
+
+    class Exact(json.JSONEncoder):
+        def default(self, o: Any) -> Any:
+            return float(o) if isinstance(o, Decimal) else super().default(o)
+
+    text = json.dumps(value, cls=Exact, indent=indent, ensure_ascii=False)
+    return text.encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(VALUES, max_size=8), chunk=st.integers(1, 9), indent=st.sampled_from([None, 2])
+)
+def test_array_items_equal_json_loads(items: list[Any], chunk: int, indent: int | None) -> None:
+    """Any array, read a few bytes at a time, yields what json.loads yields, item by item."""
+    body = dumps(items, indent)
+    expected = json.loads(body, parse_float=Decimal)
+    got = list(parse_array(Trickle(body, chunk), source="s", account_id="a").records)
+    assert got == expected
+    for record in got:
+        if isinstance(record, RawRecord):
+            assert json.loads(record.json_text, parse_float=Decimal) == record
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    items=st.lists(VALUES, max_size=6),
+    before=st.dictionaries(st.sampled_from(["a", "b", "sharedNumber"]), VALUES, max_size=2),
+    chunk=st.integers(1, 7),
+)
+def test_object_array_items_and_extras(
+    items: list[Any], before: dict[str, Any], chunk: int
+) -> None:
+    """The array under a key streams whole, and the named scalar member lands in extras."""
+    document = {**before, "numbers": items}
+    body = dumps(document, None)
+    listing = parse_object_array(
+        Trickle(body, chunk),
+        source="s",
+        account_id="a",
+        array_key="numbers",
+        extra_keys={"sharedNumber": "shared_number"},
+    )
+    assert list(listing.records) == json.loads(dumps(items, None), parse_float=Decimal)
+    shared = json.loads(dumps(before, None), parse_float=Decimal).get("sharedNumber")
+    assert listing.extras == {"shared_number": shared}
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=st.lists(VALUES, min_size=1, max_size=6), cut=st.floats(0.05, 0.95))
+def test_any_truncation_is_malformed(items: list[Any], cut: float) -> None:
+    """A body cut anywhere before its end raises MalformedResponse, never a half listing."""
+    body = dumps(items, None)
+    truncated = body[: max(1, int(len(body) * cut))]
+    if truncated == body:
+        return
+    with pytest.raises(MalformedResponse):
+        list(parse_array(Trickle(truncated, 5), source="s", account_id="a").records)
