@@ -15,7 +15,7 @@ from etl.db.load import LoadResult, load_listing
 from etl.db.runs import start_run
 from etl.db.stage import to_json_text, to_json_text_lenient
 from etl.errors import MassRemovalRefused
-from etl.transform import NumberRow, Rejection
+from etl.transform import NumberRow, RawRecord, Rejection
 
 T1 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 1, 11, 0, tzinfo=UTC)
@@ -535,3 +535,27 @@ def test_to_json_text_refuses_what_json_cannot_say(value: Any) -> None:
     with pytest.raises((TypeError, ValueError)):
         to_json_text(value)
     assert to_json_text_lenient(value) == to_json_text(str(value))
+
+
+def test_raw_is_stored_from_the_text_the_record_was_parsed_from(
+    load: Loader, engine: Engine
+) -> None:
+    """A RawRecord's json_text becomes `raw` as sent (exact amount), not a re-serialization."""
+    record = RawRecord({"number": 14150005550, "cost": {"amount": Decimal("1.50")}})
+    record.json_text = '{"number": 14150005550, "cost": {"amount": 1.50}, "extra": "kept"}'
+    row = dataclasses.replace(number("+14150005550"), raw=record)
+    load([row], T1)
+    stored = fetch(engine, "SELECT raw::text AS raw FROM phone_numbers")
+    assert stored == [{"raw": '{"cost": {"amount": 1.50}, "extra": "kept", "number": 14150005550}'}]
+
+
+def test_raw_text_with_an_escaped_nul_falls_back_to_a_storable_copy(
+    load: Loader, engine: Engine
+) -> None:
+    """jsonb refuses \\u0000, so such a record is re-serialized with U+FFFD instead of failing."""
+    record = RawRecord({"number": 14150005550, "city": "A\x00B"})
+    record.json_text = '{"number": 14150005550, "city": "A\\u0000B"}'
+    row = dataclasses.replace(number("+14150005550"), raw=record)
+    load([row], T1)
+    stored = fetch(engine, "SELECT raw->>'city' AS city FROM phone_numbers")
+    assert stored == [{"city": "A\ufffdB"}]

@@ -8,7 +8,8 @@ and, when the number was readable, its `e164` (which keeps that number from
 being marked removed). The temporary table is dropped at commit.
 
 `raw` and rejected records travel as JSON text written by `to_json_text`, which
-keeps `Decimal` values exactly as they are (`0.10` stays `0.10`).
+keeps `Decimal` values exactly as they are (`0.10` stays `0.10`), and are
+staged as `jsonb`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from psycopg.adapt import Dumper
 from psycopg.postgres import types as postgres_types
 from sqlalchemy import Connection, text
 
-from etl.transform import ATTRIBUTE_COLUMNS, NumberRow, Rejection
+from etl.transform import ATTRIBUTE_COLUMNS, NumberRow, RawRecord, Rejection
 
 STAGE_TABLE = "_numbers_stage"
 
@@ -43,7 +44,7 @@ _COPY_TYPES: dict[str, str] = {
 }
 ATTRIBUTE_TYPES: tuple[str, ...] = tuple(_COPY_TYPES.get(c, "text") for c in ATTRIBUTE_COLUMNS)
 STAGE_COLUMNS: tuple[str, ...] = ("ord", "e164", "reason", *ATTRIBUTE_COLUMNS, "raw")
-_STAGE_TYPES: tuple[str, ...] = ("int8", "text", "text", *ATTRIBUTE_TYPES, "text")
+_STAGE_TYPES: tuple[str, ...] = ("int8", "text", "text", *ATTRIBUTE_TYPES, "jsonb")
 _NO_ATTRIBUTES: tuple[None, ...] = (None,) * len(ATTRIBUTE_COLUMNS)
 _get_attributes = attrgetter(*ATTRIBUTE_COLUMNS)
 _encode_str: Callable[[str], str] = encode_basestring  # C: a JSON string literal, no ASCII escaping
@@ -54,6 +55,26 @@ _ARRAY_HEAD = struct.Struct("!iiiii")  # ndim, has-null flag, element oid, lengt
 _EMPTY_ARRAY = struct.pack("!iii", 0, 0, _TEXT_OID)
 _LENGTH = struct.Struct("!i")
 _NULL_LENGTH = _LENGTH.pack(-1)
+
+
+class JsonText(str):
+    """JSON text that is already serialized (what JsonTextBinaryDumper is registered for)."""
+
+
+class JsonTextBinaryDumper(Dumper):
+    """Binary `jsonb` from JSON text: the version byte, then the text.
+
+    The server parses it while COPY runs, in parallel with the Python side
+    serializing the next rows, instead of later in the INSERT.
+    """
+
+    format = pq.Format.BINARY
+    oid = postgres_types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        """`\\x01` followed by the UTF-8 text (a lone surrogate becomes `?`)."""
+        json_text: str = obj
+        return b"\x01" + json_text.encode("utf-8", "replace")
 
 
 class TextArrayBinaryDumper(Dumper):
@@ -186,7 +207,13 @@ def _without_nul(value: Any) -> Any:
 
 
 def to_json_text_lenient(value: Any) -> str:
-    """`to_json_text`, or when the value is not JSON-able, its `str()` as a JSON string."""
+    """`to_json_text`, or when the value is not JSON-able, its `str()` as a JSON string.
+
+    A `RawRecord` already carries the exact text it was parsed from: that text is
+    used as it is (unless it holds an escaped NUL, which jsonb refuses).
+    """
+    if type(value) is RawRecord and "\\u0000" not in value.json_text:
+        return value.json_text
     try:
         return to_json_text(value)
     except (TypeError, ValueError, RecursionError):
@@ -227,6 +254,7 @@ def stage_listing(
     statement = f"COPY {STAGE_TABLE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
     with driver.cursor() as cursor:
         cursor.adapters.register_dumper(tuple, TextArrayBinaryDumper)
+        cursor.adapters.register_dumper(JsonText, JsonTextBinaryDumper)
         with cursor.copy(statement) as copy:
             copy.set_types(list(_STAGE_TYPES))
             for item in items:
