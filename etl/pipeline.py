@@ -30,7 +30,7 @@ from etl.db.runs import (
     upsert_provider_account,
 )
 from etl.errors import ArchiveError, ConfigError, NumbersEtlError, SourceError
-from etl.http import build_session
+from etl.http import EtlSession, build_session
 from etl.logs import log_context
 from etl.settings import Settings
 from etl.sources import SOURCES, SourceSpec
@@ -161,7 +161,7 @@ def _sync_source(
     engine: Engine,
     settings: Settings,
     spec: SourceSpec,
-    session: object,
+    session: EtlSession,
     run_id: int,
     run_at: datetime,
     allow_mass_removal: bool,
@@ -169,9 +169,9 @@ def _sync_source(
     """Outcomes of every account of one source; a failure is recorded, never raised."""
     started = time.monotonic()
     try:
-        extractor = spec.extractor(settings, session)  # type: ignore[arg-type]
+        extractor = spec.extractor(settings, session)
         accounts = extractor.accounts()
-    except SourceError as exc:
+    except Exception as exc:  # one source never fails the others
         account = settings.sinch_organisation_id if spec.name == "sinch" else None
         yield _record(engine, run_id, spec.name, account or "unknown", None, exc, started)
         return

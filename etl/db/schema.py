@@ -99,7 +99,10 @@ phone_numbers = Table(
     _tstz("updated_at", nullable=False),
     _tstz("removed_at"),
     Column("raw", JSONB),
-    Column("last_run_id", BigInteger, ForeignKey("sync_runs.id"), nullable=False),
+    # No foreign key to sync_runs here or in phone_number_versions: these are the
+    # two tables a load writes row by row, and the per-row RI trigger cost 1.6 s
+    # per 100,000 new numbers (16% of a first sync). Only the loader writes run ids.
+    Column("last_run_id", BigInteger, nullable=False),
     PrimaryKeyConstraint("source", "account_id", "e164"),
     CheckConstraint(r"e164 ~ '^\+[0-9]+$'", name="e164"),
     CheckConstraint("cost_amount >= 0", name="cost_amount"),
@@ -119,7 +122,7 @@ phone_number_versions = Table(
     *_attribute_columns(),
     _tstz("valid_from", nullable=False),
     _tstz("valid_to"),
-    Column("run_id", BigInteger, ForeignKey("sync_runs.id"), nullable=False),
+    Column("run_id", BigInteger, nullable=False),  # no foreign key: see phone_numbers
     CheckConstraint("valid_to >= valid_from", name="valid_range"),
 )
 # At most one open version per number.

@@ -84,9 +84,6 @@ def _create_tables() -> None:
         sa.Column("raw", postgresql.JSONB()),
         sa.Column("last_run_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("source", "account_id", "e164", name=op.f("pk_phone_numbers")),
-        sa.ForeignKeyConstraint(
-            ["last_run_id"], ["sync_runs.id"], name=op.f("fk_phone_numbers_last_run_id_sync_runs")
-        ),
         sa.CheckConstraint(r"e164 ~ '^\+[0-9]+$'", name=op.f("ck_phone_numbers_e164")),
         sa.CheckConstraint("cost_amount >= 0", name=op.f("ck_phone_numbers_cost_amount")),
         sa.CheckConstraint(
@@ -108,9 +105,6 @@ def _create_tables() -> None:
         sa.Column("valid_to", TSTZ),
         sa.Column("run_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_phone_number_versions")),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["sync_runs.id"], name=op.f("fk_phone_number_versions_run_id_sync_runs")
-        ),
         sa.CheckConstraint(
             "valid_to >= valid_from", name=op.f("ck_phone_number_versions_valid_range")
         ),
