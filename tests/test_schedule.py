@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 
 import pytest
@@ -101,3 +103,52 @@ def test_a_bad_cron_expression_is_a_config_error() -> None:
     """An impossible cron field is a ConfigError naming NUMBERS_ETL_SCHEDULE."""
     with pytest.raises(ConfigError, match="NUMBERS_ETL_SCHEDULE"):
         parse_schedule("61 * * * *")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_daemon_serves_prometheus_metrics_after_a_run(
+    engine: Engine, sim_env: dict[str, str]
+) -> None:
+    """--metrics-port serves last success, active numbers, rejections, duration and failures."""
+    port = free_port()
+    daemon = start_daemon(
+        {**sim_env, "NUMBERS_ETL_SCHEDULE": "@every 1h"}, "--run-now", "--metrics-port", str(port)
+    )
+    try:
+        wait_for(lambda: run_statuses(engine) == ["succeeded"], 60)
+        with engine.connect() as conn:
+            active = dict(
+                conn.execute(text("SELECT source, count(*) FROM active_numbers GROUP BY 1")).all()
+            )
+
+        def scraped() -> str:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    return str(r.read().decode())
+            except OSError:
+                return ""
+
+        wait_for(lambda: "numbers_etl_active_numbers{" in scraped(), 20)
+        metrics = scraped()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=20)
+    org = sim_env["SINCH_ORGANISATION_ID"]
+    assert (
+        f'numbers_etl_active_numbers{{account_id="{org}",source="sinch"}} {active["sinch"]}.0'
+        in (metrics)
+    )
+    assert (
+        f'numbers_etl_active_numbers{{account_id="default",source="pingram"}} '
+        f"{active['pingram']}.0" in metrics
+    )
+    assert 'numbers_etl_rejected_records{account_id="default",source="pingram"} 0.0' in metrics
+    assert 'numbers_etl_runs_total{status="succeeded"} 1.0' in metrics
+    for name in ("last_success_timestamp_seconds", "run_duration_seconds"):
+        assert f'numbers_etl_{name}{{account_id="default",source="pingram"}}' in metrics
