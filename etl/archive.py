@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
+from urllib.parse import quote, unquote
 
 from etl.errors import ArchiveError
 
@@ -36,7 +37,9 @@ def archive_path(directory: Path, source: str, account_id: str, taken_at: dateti
 
 
 def _safe_component(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._@-]", "_", name) or "_"
+    """The account id as one path component, reversibly (`parse_archive_name` unquotes it)."""
+    quoted = quote(name, safe="@")
+    return quoted.replace(".", "%2E") if quoted in {".", ".."} else quoted
 
 
 class _Sink(Protocol):
@@ -80,9 +83,11 @@ def tee_to_archive(
                 yield tee  # type: ignore[misc]
             finally:
                 gz.flush()
-        if tee.at_eof:
-            os.replace(tmp, _unused_name(final))
     finally:
+        # Kept whenever the body was read to its end, even if loading it then failed
+        # (a listing refused by the mass-removal guard is the one to inspect).
+        if tee is not None and tee.at_eof:
+            os.replace(tmp, _unused_name(final))
         tmp.unlink(missing_ok=True)
 
 
@@ -114,7 +119,7 @@ def parse_archive_name(path: Path) -> ArchivedResponse:
             "(expected {source}/{account}/YYYYMMDDTHHMMSSZ.json.gz)"
         )
     taken_at = datetime.strptime(match.group(1), TIMESTAMP_FORMAT).replace(tzinfo=UTC)
-    return ArchivedResponse(taken_at, path.parent.parent.name, path.parent.name, path)
+    return ArchivedResponse(taken_at, path.parent.parent.name, unquote(path.parent.name), path)
 
 
 def find_archives(paths: Iterable[Path]) -> tuple[list[ArchivedResponse], list[ArchiveError]]:

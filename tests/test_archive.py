@@ -78,3 +78,24 @@ def test_parse_archive_name_reads_source_account_and_time() -> None:
         "acme",
         TAKEN_AT,
     )
+
+
+def test_account_ids_round_trip_through_the_archive_path(tmp_path: Path) -> None:
+    """Any account id is one safe path component and reads back unchanged."""
+    for account in ("acme corp/eu", "..", "8888123"):
+        path = archive_path(tmp_path, "pingram", account, TAKEN_AT)
+        assert path.parent.parent == tmp_path / "pingram"
+        assert parse_archive_name(path).account_id == account
+
+
+def test_a_body_read_whole_is_archived_even_when_loading_it_fails(tmp_path: Path) -> None:
+    """A complete listing that the load then refuses is still archived, for inspection."""
+
+    def read_all_then_fail() -> None:
+        with tee_to_archive(io.BytesIO(b"[]"), tmp_path, "sinch", "1", TAKEN_AT) as s:
+            s.read()
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        read_all_then_fail()
+    assert [p.name for p in (tmp_path / "sinch" / "1").iterdir()] == ["20261122T101500Z.json.gz"]

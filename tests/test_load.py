@@ -559,3 +559,16 @@ def test_raw_text_with_an_escaped_nul_falls_back_to_a_storable_copy(
     load([row], T1)
     stored = fetch(engine, "SELECT raw->>'city' AS city FROM phone_numbers")
     assert stored == [{"city": "A\ufffdB"}]
+
+
+def test_raw_text_with_a_lone_surrogate_escape_does_not_fail_the_load(
+    load: Loader, engine: Engine
+) -> None:
+    """jsonb refuses a lone \\ud83d escape: the record is re-serialized and the load succeeds."""
+    record = RawRecord({"number": 14150005550, "note": "x\ud83dy"})
+    record.json_text = '{"number": 14150005550, "note": "x\\ud83dy"}'
+    row = dataclasses.replace(number("+14150005550"), raw=record)
+    result = load([row], T1)
+    assert result.inserted == 1
+    stored = fetch(engine, "SELECT raw->>'note' AS note FROM phone_numbers")
+    assert stored == [{"note": "x?y"}]

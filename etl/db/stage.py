@@ -15,6 +15,7 @@ staged as `jsonb`.
 from __future__ import annotations
 
 import math
+import re
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from sqlalchemy import Connection, text
 from etl.transform import ATTRIBUTE_COLUMNS, NumberRow, RawRecord, Rejection
 
 STAGE_TABLE = "_numbers_stage"
+# Escapes in JSON text that jsonb may refuse: \u0000 and any surrogate (\ud800-\udfff).
+_JSONB_REFUSES = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 # psycopg type names of the attribute columns, for binary COPY (see etl.db.schema).
 _COPY_TYPES: dict[str, str] = {
@@ -210,9 +213,11 @@ def to_json_text_lenient(value: Any) -> str:
     """`to_json_text`, or when the value is not JSON-able, its `str()` as a JSON string.
 
     A `RawRecord` already carries the exact text it was parsed from: that text is
-    used as it is (unless it holds an escaped NUL, which jsonb refuses).
+    used as it is, unless it holds an escape that jsonb refuses (U+0000, or a
+    surrogate, which jsonb takes only in valid pairs); then the record is
+    serialized again, with those characters replaced.
     """
-    if type(value) is RawRecord and "\\u0000" not in value.json_text:
+    if type(value) is RawRecord and not _JSONB_REFUSES.search(value.json_text):
         return value.json_text
     try:
         return to_json_text(value)
