@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from etl import __version__
 from etl.errors import ConfigError, NumbersEtlError
@@ -36,6 +37,14 @@ class _Cli(click.Group):
                 raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except DBAPIError as exc:
+            if ctx.meta.get("traceback"):
+                raise
+            detail = str(exc.orig or exc).strip().splitlines()[0]
+            for secret in ctx.meta.get("secrets", ()):
+                detail = detail.replace(secret, "***")
+            click.echo(f"error: database: {detail}", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=_Cli, context_settings=CONTEXT)
@@ -51,6 +60,7 @@ def cli(ctx: click.Context, log_level: str | None, traceback: bool) -> None:
 
 def _settings(ctx: click.Context, **overrides: str) -> Settings:
     settings = load_settings(**overrides)
+    ctx.meta["secrets"] = settings.secrets()
     level = ctx.meta.get("log_level") or settings.log_level
     from etl.logs import setup_logging
 
@@ -179,7 +189,7 @@ def status(ctx: click.Context, as_json: bool, limit: int, max_age: str | None) -
         max_age_s = parse_duration(max_age) if max_age else None
     except ValueError as exc:
         raise ConfigError(f"--max-age: {exc}") from None
-    with _database(settings) as engine:
+    with _database(settings, migrate=False) as engine:  # a monitoring check never runs DDL
         runs = fetch_recent_runs(engine, limit=limit)
         freshness = fetch_freshness(engine)
     stale = stale_sources(settings, freshness, max_age_s) if max_age_s is not None else []
@@ -209,21 +219,38 @@ def status(ctx: click.Context, as_json: bool, limit: int, max_age: str | None) -
 @cli.command(context_settings=CONTEXT)
 @click.option("--numbers", default=200, show_default=True, help="Numbers per simulated provider.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the simulated data.")
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="Load into this database instead of the demo's own embedded one.",
+)
 @click.pass_context
-def demo(ctx: click.Context, numbers: int, seed: int) -> None:
-    """Sync the bundled API simulator into the embedded database and show the result."""
+def demo(ctx: click.Context, numbers: int, seed: int, database_url: str | None) -> None:
+    """Sync the bundled API simulator into an embedded database and show the result.
+
+    The demo never touches NUMBERS_ETL_DATABASE_URL or the archive: its data
+    lives in its own embedded PostgreSQL under NUMBERS_ETL_HOME/demo.
+    """
     from etl.db.reports import fetch_demo_report
     from etl.pipeline import sync as run_sync
     from etl.simulator import serve
 
+    home = load_settings().home / "demo"
     sim = serve(host="127.0.0.1", port=0, numbers=numbers, seed=seed)
     try:
-        settings = _settings(ctx, **sim.env())
-        where = (
-            "NUMBERS_ETL_DATABASE_URL"
-            if settings.database_url
-            else (f"the embedded PostgreSQL under {settings.home}")
+        # Every source and storage variable is set here, so nothing from the
+        # environment or .env can point the demo's fake numbers at real data.
+        settings = _settings(
+            ctx,
+            **sim.env(),
+            SINCH_EMAIL="",
+            SINCH_PASSWORD="",
+            PINGRAM_ACCOUNT="default",
+            NUMBERS_ETL_DATABASE_URL=database_url or "",
+            NUMBERS_ETL_ARCHIVE_DIR="",
+            NUMBERS_ETL_HOME=str(home),
         )
+        where = "--database-url" if database_url else f"the embedded PostgreSQL under {home}"
         click.echo(f"simulator on {sim.url}; loading into {where}")
         with _database(settings) as engine:
             result = run_sync(engine, settings, trigger="demo", wait_for_lock=True)

@@ -29,11 +29,11 @@ from etl.db.runs import (
     start_run,
     upsert_provider_account,
 )
-from etl.errors import ArchiveError, ConfigError, NumbersEtlError, SourceError
+from etl.errors import ConfigError, NumbersEtlError, SourceError
 from etl.http import EtlSession, build_session
 from etl.logs import log_context
 from etl.settings import Settings
-from etl.sources import SOURCES, SourceSpec
+from etl.sources import SOURCES, Extractor, SourceSpec
 from etl.transform import NormalizedItem
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,27 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     """The current time in UTC (the default clock)."""
     return datetime.now(UTC)
+
+
+class SourceClients:
+    """The HTTP session and one extractor per source, created on first use.
+
+    A daemon keeps one for its lifetime, so that a Sinch log-in and the instance
+    it created are reused across runs until they near expiry.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session: EtlSession | None = None
+        self._extractors: dict[str, Extractor] = {}
+
+    def extractor(self, spec: SourceSpec) -> Extractor:
+        """The extractor of `spec`, built once."""
+        if spec.name not in self._extractors:
+            if self._session is None:
+                self._session = build_session(self._settings)
+            self._extractors[spec.name] = spec.extractor(self._settings, self._session)
+        return self._extractors[spec.name]
 
 
 @dataclass(frozen=True)
@@ -109,10 +130,16 @@ def sync(
     sources: Sequence[str] | None = None,
     allow_mass_removal: bool = False,
     wait_for_lock: bool = False,
+    clients: SourceClients | None = None,
     clock: Clock = utc_now,
 ) -> SyncResult:
-    """Sync every configured source (or `sources`) once, under the advisory lock."""
+    """Sync every configured source (or `sources`) once, under the advisory lock.
+
+    `clients` keeps the HTTP session and extractors between calls (the daemon
+    passes one, so a Sinch log-in and its instance live until they expire).
+    """
     specs = selected_sources(settings, sources)
+    clients = clients or SourceClients(settings)
     with sync_lock(engine, wait=wait_for_lock):
         abort_stale_runs(engine, now=clock())
         run_at = clock()
@@ -123,14 +150,13 @@ def sync(
         )
         with log_context(run_id=result.run_id):
             try:
-                session = build_session(settings)
                 for spec in specs:
                     result.outcomes.extend(
                         _sync_source(
                             engine,
                             settings,
                             spec,
-                            session,
+                            clients,
                             result.run_id,
                             run_at,
                             allow_mass_removal,
@@ -161,20 +187,21 @@ def _sync_source(
     engine: Engine,
     settings: Settings,
     spec: SourceSpec,
-    session: EtlSession,
+    clients: SourceClients,
     run_id: int,
     run_at: datetime,
     allow_mass_removal: bool,
 ) -> Iterator[SourceOutcome]:
     """Outcomes of every account of one source; a failure is recorded, never raised."""
     started = time.monotonic()
-    try:
-        extractor = spec.extractor(settings, session)
-        accounts = extractor.accounts()
-    except Exception as exc:  # one source never fails the others
-        account = settings.sinch_organisation_id if spec.name == "sinch" else None
-        yield _record(engine, run_id, spec.name, account or "unknown", None, exc, started)
-        return
+    with log_context(source=spec.name):
+        try:
+            extractor = clients.extractor(spec)
+            accounts = extractor.accounts()
+        except Exception as exc:  # one source never fails the others
+            account = settings.sinch_organisation_id if spec.name == "sinch" else None
+            yield _record(engine, run_id, spec.name, account or "unknown", None, exc, started)
+            return
     for account_id in accounts:
         started = time.monotonic()
         with log_context(source=spec.name, account_id=account_id):
@@ -191,7 +218,7 @@ def _sync_source(
                         allow_mass_removal=allow_mass_removal,
                         archive=True,
                     )
-            except Exception as exc:
+            except Exception as exc:  # one source never fails the others
                 yield _record(engine, run_id, spec.name, account_id, None, exc, started)
             else:
                 yield _record(engine, run_id, spec.name, account_id, result, None, started)
@@ -231,11 +258,15 @@ def _load_source(
                 conn,
                 source=spec.name,
                 account_id=account_id,
-                shared_number=listing.extras.get("shared_number"),
+                shared_number=_text_or_none(listing.extras.get("shared_number")),
                 run_id=run_id,
                 success_at=run_at,
             )
     return result
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _record(
@@ -380,7 +411,7 @@ def _backfill_one(
                     allow_mass_removal=allow_mass_removal,
                     archive=False,
                 )
-        except (SourceError, ArchiveError, OSError, EOFError) as exc:
+        except Exception as exc:  # one bad archive never stops the others
             error = exc
         result.outcomes.append(
             _record(engine, result.run_id, spec.name, archived.account_id, load, error, started)
@@ -403,20 +434,26 @@ def stale_sources(
     *,
     clock: Clock = utc_now,
 ) -> list[str]:
-    """Configured sources with no success, or whose last success is older than `max_age_s`."""
+    """Configured sources never loaded, or with an account whose last success is too old.
+
+    Accounts that never succeeded (a failed organisation look-up is recorded as
+    account "unknown") are not judged on their own: a source counts as fresh
+    through the accounts it has loaded.
+    """
     now = clock()
     stale: list[str] = []
     for source in settings.enabled_sources:
-        rows = [r for r in freshness if r.get("source") == source]
-        if not rows:
+        loaded = [
+            (row.get("account_id"), last)
+            for row in freshness
+            if row.get("source") == source
+            and isinstance(last := row.get("last_success_at"), datetime)
+        ]
+        if not loaded:
             stale.append(f"{source}: no successful sync recorded")
-        for row in rows:
-            last = row.get("last_success_at")
-            if not isinstance(last, datetime):
-                stale.append(f"{source}/{row.get('account_id')}: no successful sync recorded")
-            elif (now - last).total_seconds() > max_age_s:
-                stale.append(
-                    f"{source}/{row.get('account_id')}: last success {last.isoformat()}"
-                    f" is older than {max_age_s:g}s"
-                )
+        stale.extend(
+            f"{source}/{account}: last success {last.isoformat()} is older than {max_age_s:g}s"
+            for account, last in loaded
+            if (now - last).total_seconds() > max_age_s
+        )
     return stale

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from etl import metrics
 from etl.db.reports import fetch_active_counts
 from etl.errors import ConfigError, NumbersEtlError
-from etl.pipeline import selected_sources, sync
+from etl.pipeline import SourceClients, selected_sources, sync
 from etl.settings import Settings, parse_duration
 
 log = logging.getLogger(__name__)
@@ -117,10 +117,11 @@ def run_scheduled(
     parse_schedule(settings.schedule)
     if metrics_port is not None:
         metrics.serve_metrics(metrics_port, metrics_host)
+    clients = SourceClients(settings)  # one Sinch log-in and instance for the daemon's life
 
     def run_once() -> None:
         try:
-            result = sync(engine, settings, trigger="schedule")
+            result = sync(engine, settings, trigger="schedule", clients=clients)
         except DaemonStop:
             log.warning("run interrupted by a signal; recorded as aborted")
             raise

@@ -143,7 +143,12 @@ def test_demo_loads_the_simulator_and_prints_a_report(database_url: str, tmp_pat
         "demo",
         "--numbers",
         "30",
-        env={"NUMBERS_ETL_DATABASE_URL": database_url, "NUMBERS_ETL_HOME": str(tmp_path)},
+        "--database-url",
+        database_url,
+        env={
+            "NUMBERS_ETL_HOME": str(tmp_path),
+            "NUMBERS_ETL_DATABASE_URL": "postgresql://x@nowhere/prod",
+        },
     )
     assert done.returncode == 0, done.stderr
     assert "run 1: succeeded" in done.stdout
@@ -156,3 +161,23 @@ def test_migrate_reports_the_revision(sim_env: dict[str, str]) -> None:
     done = run_cli("migrate", env=sim_env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("database at revision ")
+
+
+def test_an_unreachable_database_is_one_line() -> None:
+    """A database that refuses connections is one `error: database:` line, exit 1, no password."""
+    done = run_cli(
+        "migrate", env={"NUMBERS_ETL_DATABASE_URL": "postgresql://etl:hunter22@127.0.0.1:1/x"}
+    )
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: database: ")
+    assert "hunter22" not in done.stderr
+
+
+def test_help_never_shows_secrets(sim_env: dict[str, str]) -> None:
+    """--help output does not echo configured secrets (SPEC §3)."""
+    for command in COMMANDS:
+        done = run_cli(command, "--help", env=sim_env)
+        for secret in (sim_env["SINCH_INSTANCE_SECRET"], sim_env["PINGRAM_API_KEY"]):
+            assert secret not in done.stdout

@@ -16,8 +16,8 @@ from etl.db.lock import sync_lock
 from etl.db.runs import start_run
 from etl.errors import SyncLocked
 from etl.extract.sinch_auth import sign_sinch_request
-from etl.pipeline import sync
-from etl.settings import Settings
+from etl.pipeline import stale_sources, sync
+from etl.settings import Settings, load_settings
 from etl.simulator import Fault, Simulator
 from etl.transform import ATTRIBUTE_COLUMNS, NumberRow
 from etl.transform.pingram import normalize_pingram_record
@@ -282,3 +282,22 @@ def test_a_second_sync_while_one_runs_is_refused(
         sync(engine, make_settings())
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM sync_runs")).scalar() == 0
+
+
+def test_freshness_judges_loaded_accounts_and_ignores_failed_lookups() -> None:
+    """A source is stale when never loaded or too old; a failed 'unknown' lookup row is ignored."""
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    settings = load_settings(
+        SINCH_INSTANCE_ID="i", SINCH_INSTANCE_SECRET="c2VjcmV0", PINGRAM_API_KEY="pingram_sk_x"
+    )
+    freshness: list[dict[str, object]] = [
+        {"source": "sinch", "account_id": "8888123", "last_success_at": now.replace(hour=11)},
+        {"source": "sinch", "account_id": "unknown", "last_success_at": None},
+    ]
+    assert stale_sources(settings, freshness, 7200, clock=lambda: now) == [
+        "pingram: no successful sync recorded"
+    ]
+    assert stale_sources(settings, freshness, 1800, clock=lambda: now) == [
+        "sinch/8888123: last success 2026-11-23T11:00:00+00:00 is older than 1800s",
+        "pingram: no successful sync recorded",
+    ]

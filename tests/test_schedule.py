@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -152,3 +153,24 @@ def test_daemon_serves_prometheus_metrics_after_a_run(
     assert 'numbers_etl_runs_total{status="succeeded"} 1.0' in metrics
     for name in ("last_success_timestamp_seconds", "run_duration_seconds"):
         assert f'numbers_etl_{name}{{account_id="default",source="pingram"}}' in metrics
+
+
+def test_daemon_reuses_one_sinch_login_across_runs(
+    engine: Engine, database_url: str, simulator: Simulator, tmp_path: Path
+) -> None:
+    """In log-in mode the daemon logs in and creates an instance once, not once per run."""
+    env = {
+        **simulator.login_env(),
+        "NUMBERS_ETL_DATABASE_URL": database_url,
+        "NUMBERS_ETL_HOME": str(tmp_path),
+        "NUMBERS_ETL_SCHEDULE": "@every 1s",
+    }
+    daemon = start_daemon(env, "--run-now")
+    try:
+        wait_for(lambda: run_statuses(engine).count("succeeded") >= 3, 60)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=20)
+    assert daemon.returncode == 0, stderr
+    assert (simulator.count("sinch.login"), simulator.count("sinch.instance")) == (1, 1)
+    assert simulator.count("sinch.numbers") >= 3
