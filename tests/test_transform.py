@@ -374,13 +374,13 @@ NUMBER = 14150005550
         pytest.param(
             {"number": 999123},
             "number: not a possible phone number: '+999123'",
-            None,
+            "+999123",
             id="unknown-calling-code",
         ),
         pytest.param(
             {"number": 1415},
             "number: not a possible phone number: '+1415'",
-            None,
+            "+1415",
             id="too-short",
         ),
         pytest.param(
@@ -590,7 +590,7 @@ CREATED = "2025-01-01T00:00:00Z"
         pytest.param(
             {"phoneNumber": "+999123", "createdAt": CREATED},
             "phoneNumber: not a possible phone number: '+999123'",
-            None,
+            "+999123",
             id="impossible",
         ),
         pytest.param(
@@ -670,3 +670,22 @@ def test_long_bad_values_are_cut_short_in_the_reason() -> None:
     rejection = sinch(record)
     assert isinstance(rejection, Rejection)
     assert rejection.reason == "expires: not an ISO 8601 timestamp: '" + "x" * 56 + "..."
+
+
+@pytest.mark.parametrize(
+    ("normalize", "record"),
+    [
+        pytest.param(normalize_sinch_record, {"number": 999123}, id="sinch"),
+        pytest.param(
+            normalize_pingram_record,
+            {"phoneNumber": "+999 123", "createdAt": "2026-01-01T00:00:00Z"},
+            id="pingram",
+        ),
+    ],
+)
+def test_an_impossible_number_is_rejected_but_still_named(normalize: Any, record: Any) -> None:
+    """The rejection of a well-formed but impossible number carries its e164 (never removed)."""
+    rejection = normalize(record, account_id="a")
+    assert isinstance(rejection, Rejection)
+    assert rejection.reason.endswith("not a possible phone number: '+999123'")
+    assert rejection.e164 == "+999123"

@@ -28,7 +28,17 @@ phonenumbers.enable_pattern_cache()
 
 
 class FieldError(ValueError):
-    """A value that cannot be normalized; the message says why, without the field name."""
+    """A value that cannot be normalized; the message says why, without the field name.
+
+    `e164` is set when the value was a well-formed ``+digits`` number that is
+    not possible: the rejection still names the number, so that a number
+    present in a listing is never marked removed (SPEC §5.5) because, say, a
+    libphonenumber update stopped finding it possible.
+    """
+
+    def __init__(self, message: str, *, e164: str | None = None) -> None:
+        super().__init__(message)
+        self.e164 = e164
 
 
 def show(value: Any) -> str:
@@ -82,7 +92,8 @@ def e164_from_digits(digits: str) -> str:
     """``+`` and the digits, once they are known to form a possible number."""
     e164 = "+" + digits
     if not possible_e164(digits):
-        raise FieldError(f"not a possible phone number: {show(e164)}")
+        named = e164 if len(digits) <= _MAX_FAST_DIGITS else None
+        raise FieldError(f"not a possible phone number: {show(e164)}", e164=named)
     return e164
 
 

@@ -89,7 +89,7 @@ def normalize_pingram_record(record: Any, *, account_id: str) -> NumberRow | Rej
     try:
         e164 = to_e164(phone_number)
     except FieldError as error:
-        return Rejection(SOURCE, account_id, f"phoneNumber: {error}", record)
+        return Rejection(SOURCE, account_id, f"phoneNumber: {error}", record, error.e164)
 
     field = "createdAt"
     try:

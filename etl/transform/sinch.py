@@ -116,7 +116,7 @@ def normalize_sinch_record(record: Any, *, account_id: str) -> NumberRow | Rejec
         try:
             e164 = to_sinch_e164(number)
         except FieldError as error:
-            return Rejection(SOURCE, account_id, f"number: {error}", record)
+            return Rejection(SOURCE, account_id, f"number: {error}", record, error.e164)
 
     field = "countryId"
     try:
