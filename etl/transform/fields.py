@@ -92,7 +92,8 @@ def e164_from_digits(digits: str) -> str:
     """``+`` and the digits, once they are known to form a possible number."""
     e164 = "+" + digits
     if not possible_e164(digits):
-        named = e164 if len(digits) <= _MAX_FAST_DIGITS else None
+        well_formed = 2 <= len(digits) <= _MAX_FAST_DIGITS and digits[0] != "0"
+        named = e164 if well_formed else None
         raise FieldError(f"not a possible phone number: {show(e164)}", e164=named)
     return e164
 
