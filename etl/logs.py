@@ -121,5 +121,5 @@ def setup_logging(
     root.addHandler(handler)
     root.setLevel(level)
     # Third-party chatter stays at WARNING unless DEBUG was asked for.
-    for noisy in ("urllib3", "alembic", "apscheduler", "sqlalchemy"):
+    for noisy in ("urllib3", "alembic", "apscheduler", "sqlalchemy", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
