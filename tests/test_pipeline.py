@@ -301,3 +301,33 @@ def test_freshness_judges_loaded_accounts_and_ignores_failed_lookups() -> None:
         "sinch/8888123: last success 2026-11-23T11:00:00+00:00 is older than 1800s",
         "pingram: no successful sync recorded",
     ]
+
+
+def test_secrets_never_reach_the_database(
+    engine: Engine, database_url: str, simulator: Simulator, tmp_path: Any
+) -> None:
+    """After a refused log-in and a refused API key, no table holds the password or the key."""
+    password, key = "hunter2-not-the-password", "pingram_sk_wrong_key_123"
+    settings = load_settings(
+        **{
+            **simulator.login_env(),
+            "SINCH_PASSWORD": password,
+            "PINGRAM_API_KEY": key,
+            "NUMBERS_ETL_DATABASE_URL": database_url,
+            "NUMBERS_ETL_HOME": str(tmp_path),
+        }
+    )
+    result = sync(engine, settings)
+    assert result.status == "failed"
+    with engine.connect() as conn:
+        dump = conn.execute(
+            text(
+                "SELECT concat_ws(' ', (SELECT string_agg(t::text, ' ') FROM sync_runs t),"
+                " (SELECT string_agg(t::text, ' ') FROM sync_run_sources t),"
+                " (SELECT string_agg(t::text, ' ') FROM rejected_records t),"
+                " (SELECT string_agg(t::text, ' ') FROM provider_accounts t))"
+            )
+        ).scalar_one()
+    assert "401" in dump or "refused" in dump
+    assert password not in dump
+    assert key not in dump
