@@ -171,14 +171,7 @@ def sync(
                     error=f"interrupted: {type(exc).__name__}",
                 )
                 raise
-            result.status = run_status(result.outcomes)
-            finish_run(
-                engine,
-                result.run_id,
-                status=result.status,
-                finished_at=clock(),
-                error=_run_error(result.outcomes),
-            )
+            _finish(engine, result, clock)
             log.info("run %s %s", result.run_id, result.status)
     return result
 
@@ -319,6 +312,18 @@ def _describe(error: BaseException) -> str:
     return f"internal error: {type(error).__name__}: {error}"
 
 
+def _finish(engine: Engine, result: SyncResult, clock: Clock) -> None:
+    """Set the run's status from its outcomes and record it finished."""
+    result.status = run_status(result.outcomes)
+    finish_run(
+        engine,
+        result.run_id,
+        status=result.status,
+        finished_at=clock(),
+        error=_run_error(result.outcomes),
+    )
+
+
 def _run_error(outcomes: Sequence[SourceOutcome]) -> str | None:
     failed = [f"{o.source}/{o.account_id}: {o.error}" for o in outcomes if o.error]
     return "; ".join(failed) if failed else None
@@ -416,14 +421,7 @@ def _backfill_one(
         result.outcomes.append(
             _record(engine, result.run_id, spec.name, archived.account_id, load, error, started)
         )
-        result.status = run_status(result.outcomes)
-        finish_run(
-            engine,
-            result.run_id,
-            status=result.status,
-            finished_at=clock(),
-            error=_run_error(result.outcomes),
-        )
+        _finish(engine, result, clock)
     return result
 
 

@@ -24,6 +24,7 @@ import http.client
 import io
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -76,6 +77,17 @@ class _GuardedRaw(io.RawIOBase):
         size = len(data)
         buffer[:size] = data
         return size
+
+
+@contextmanager
+def streamed_body(
+    response: requests.Response, *, source: str, account_id: str, secrets: set[str]
+) -> Iterator[BinaryIO]:
+    """`open_response_body` as a context manager that closes the response on exit."""
+    try:
+        yield open_response_body(response, source=source, account_id=account_id, secrets=secrets)
+    finally:
+        response.close()
 
 
 def open_response_body(

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 import requests
 
 from etl.errors import ConfigError
-from etl.extract._json import Listing, open_response_body, parse_object_array
+from etl.extract._json import Listing, parse_object_array, streamed_body
 from etl.extract.pingram_auth import PingramAuth
 from etl.http import (
     ErrorDetail,
@@ -102,15 +102,10 @@ class PingramExtractor:
     def open_listing(self, account_id: str) -> Iterator[BinaryIO]:
         """The listing's decoded body byte stream; the response is closed on exit."""
         response = self.fetch_listing(account_id)
-        try:
-            yield open_response_body(
-                response,
-                source=SOURCE,
-                account_id=account_id,
-                secrets=session_secrets(self._session),
-            )
-        finally:
-            response.close()
+        with streamed_body(
+            response, source=SOURCE, account_id=account_id, secrets=session_secrets(self._session)
+        ) as body:
+            yield body
 
 
 def parse_pingram_listing(body: BinaryIO, *, account_id: str) -> Listing:

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 import requests
 
 from etl.errors import MalformedResponse
-from etl.extract._json import Listing, open_response_body, parse_array
+from etl.extract._json import Listing, parse_array, streamed_body
 from etl.extract.sinch_auth import SOURCE, SinchSession
 from etl.http import session_secrets
 from etl.settings import Settings
@@ -50,15 +50,10 @@ class SinchExtractor:
         """The numbers listing of one organisation as the decoded body byte stream."""
         url = f"{self._settings.sinch_base_url}/v1/organisations/id/{account_id}/numbers"
         response = self.auth.fetch_signed("GET", url, account_id=account_id, stream=True)
-        try:
-            yield open_response_body(
-                response,
-                source=SOURCE,
-                account_id=account_id,
-                secrets=session_secrets(self._session),
-            )
-        finally:
-            response.close()
+        with streamed_body(
+            response, source=SOURCE, account_id=account_id, secrets=session_secrets(self._session)
+        ) as body:
+            yield body
 
 
 def to_organisation_id(body: Any) -> str:
