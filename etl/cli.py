@@ -355,7 +355,7 @@ def backfill(ctx: click.Context, paths: tuple[Path, ...], allow_mass_removal: bo
     """Load archived responses (files or folders) in time order, rebuilding history."""
     from tqdm import tqdm
 
-    from etl.pipeline import backfill as run_backfill
+    from etl.backfill import backfill as run_backfill
 
     settings = _settings(ctx)
 

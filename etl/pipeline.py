@@ -1,8 +1,8 @@
 """The one place the pipeline is wired: lock → extract → archive → normalize → load → record.
 
-`sync` (used by the CLI, the daemon and the demo) and `backfill` (archived
-responses) share `_load_source`, so a backfilled archive is loaded exactly as
-a live listing would have been.
+`sync` is used by the CLI, the daemon and the demo; `etl.backfill` loads
+archived responses through the same `load_source_listing`, so a backfilled
+archive is loaded exactly as a live listing would have been.
 """
 
 from __future__ import annotations
@@ -10,18 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import Engine
 
-from etl.archive import ArchivedResponse, find_archives, open_archive, tee_to_archive
+from etl.archive import tee_to_archive
 from etl.db.load import LoadResult, load_listing
 from etl.db.lock import sync_lock
-from etl.db.reports import fetch_last_success
 from etl.db.runs import (
     abort_stale_runs,
     finish_run,
@@ -171,7 +168,7 @@ def sync(
                     error=f"interrupted: {type(exc).__name__}",
                 )
                 raise
-            _finish(engine, result, clock)
+            finish_result(engine, result, clock)
             log.info("run %s %s", result.run_id, result.status)
     return result
 
@@ -193,14 +190,16 @@ def _sync_source(
             accounts = extractor.accounts()
         except Exception as exc:  # one source never fails the others
             account = settings.sinch_organisation_id if spec.name == "sinch" else None
-            yield _record(engine, run_id, spec.name, account or "unknown", None, exc, started)
+            yield record_outcome(
+                engine, run_id, spec.name, account or "unknown", None, exc, started
+            )
             return
     for account_id in accounts:
         started = time.monotonic()
         with log_context(source=spec.name, account_id=account_id):
             try:
                 with extractor.open_listing(account_id) as body:
-                    result = _load_source(
+                    result = load_source_listing(
                         engine,
                         settings,
                         spec,
@@ -212,12 +211,12 @@ def _sync_source(
                         archive=True,
                     )
             except Exception as exc:  # one source never fails the others
-                yield _record(engine, run_id, spec.name, account_id, None, exc, started)
+                yield record_outcome(engine, run_id, spec.name, account_id, None, exc, started)
             else:
-                yield _record(engine, run_id, spec.name, account_id, result, None, started)
+                yield record_outcome(engine, run_id, spec.name, account_id, result, None, started)
 
 
-def _load_source(
+def load_source_listing(
     engine: Engine,
     settings: Settings,
     spec: SourceSpec,
@@ -262,7 +261,7 @@ def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _record(
+def record_outcome(
     engine: Engine,
     run_id: int,
     source: str,
@@ -312,7 +311,7 @@ def _describe(error: BaseException) -> str:
     return f"internal error: {type(error).__name__}: {error}"
 
 
-def _finish(engine: Engine, result: SyncResult, clock: Clock) -> None:
+def finish_result(engine: Engine, result: SyncResult, clock: Clock) -> None:
     """Set the run's status from its outcomes and record it finished."""
     result.status = run_status(result.outcomes)
     finish_run(
@@ -327,102 +326,6 @@ def _finish(engine: Engine, result: SyncResult, clock: Clock) -> None:
 def _run_error(outcomes: Sequence[SourceOutcome]) -> str | None:
     failed = [f"{o.source}/{o.account_id}: {o.error}" for o in outcomes if o.error]
     return "; ".join(failed) if failed else None
-
-
-# ---- backfill ------------------------------------------------------------
-
-
-@dataclass
-class BackfillResult:
-    """What a backfill did with each archive, and the archives it could not use."""
-
-    loaded: list[tuple[ArchivedResponse, SyncResult]] = field(default_factory=list)
-    skipped: list[ArchivedResponse] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every archive was loaded or already applied, 1 otherwise."""
-        return 1 if self.problems else 0
-
-
-def backfill(
-    engine: Engine,
-    settings: Settings,
-    paths: Sequence[Path],
-    *,
-    allow_mass_removal: bool = False,
-    progress: Callable[[Iterable[ArchivedResponse]], Iterable[ArchivedResponse]] = lambda x: x,
-    clock: Clock = utc_now,
-) -> BackfillResult:
-    """Load archived responses oldest first, each as a run at its archive time.
-
-    An archive not newer than its (source, account)'s last successful load is
-    skipped: it is already reflected, and loading it again would rewind the
-    current state. So backfilling the same files twice changes nothing.
-    """
-    archives, problems = find_archives(paths)
-    outcome = BackfillResult(problems=[str(p) for p in problems])
-    with sync_lock(engine, wait=True):
-        abort_stale_runs(engine, now=clock())
-        for archived in progress(archives):
-            spec = SOURCES.get(archived.source)
-            if spec is None:
-                outcome.problems.append(f"{archived.path}: unknown source {archived.source!r}")
-                continue
-            last = fetch_last_success(
-                engine, source=archived.source, account_id=archived.account_id
-            )
-            if last is not None and archived.taken_at <= last:
-                outcome.skipped.append(archived)
-                continue
-            result = _backfill_one(engine, settings, spec, archived, allow_mass_removal, clock)
-            outcome.loaded.append((archived, result))
-            outcome.problems.extend(
-                f"{archived.path}: {o.error}" for o in result.outcomes if o.error
-            )
-    return outcome
-
-
-def _backfill_one(
-    engine: Engine,
-    settings: Settings,
-    spec: SourceSpec,
-    archived: ArchivedResponse,
-    allow_mass_removal: bool,
-    clock: Clock,
-) -> SyncResult:
-    run_at = archived.taken_at
-    result = SyncResult(
-        run_id=start_run(engine, trigger="backfill", started_at=run_at),
-        trigger="backfill",
-        run_at=run_at,
-    )
-    started = time.monotonic()
-    with log_context(run_id=result.run_id, source=spec.name, account_id=archived.account_id):
-        error: BaseException | None = None
-        load: LoadResult | None = None
-        try:
-            opener: AbstractContextManager[BinaryIO] = open_archive(archived)
-            with opener as body:
-                load = _load_source(
-                    engine,
-                    settings,
-                    spec,
-                    archived.account_id,
-                    body,
-                    run_id=result.run_id,
-                    run_at=run_at,
-                    allow_mass_removal=allow_mass_removal,
-                    archive=False,
-                )
-        except Exception as exc:  # one bad archive never stops the others
-            error = exc
-        result.outcomes.append(
-            _record(engine, result.run_id, spec.name, archived.account_id, load, error, started)
-        )
-        _finish(engine, result, clock)
-    return result
 
 
 def stale_sources(

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from etl.pipeline import backfill, sync
+from etl.backfill import backfill
+from etl.pipeline import sync
 from etl.settings import Settings
 from etl.simulator import Simulator
 
