@@ -33,6 +33,7 @@ import math
 import random
 import re
 import socket
+import ssl
 import time
 import zlib
 from collections.abc import Callable, Iterable
@@ -254,8 +255,11 @@ def to_source_error(
     where = f"{host}" if host else "the server"
     cause = _root_cause(exc)
     kind: type[SourceError]
-    if isinstance(cause, urllib3.exceptions.SSLError | requests.exceptions.SSLError):
-        kind, text = FatalSourceError, f"TLS verification failed for {where}"
+    if isinstance(exc, requests.exceptions.SSLError) or isinstance(
+        cause, ssl.SSLError | urllib3.exceptions.SSLError | requests.exceptions.SSLError
+    ):
+        # Retrying cannot fix a certificate: fatal until someone acts.
+        kind, text = FatalSourceError, f"TLS verification failed for {where} ({_describe(cause)})"
     elif isinstance(cause, urllib3.exceptions.NewConnectionError):
         kind, text = RetriableSourceError, f"cannot reach {where} ({_describe(cause)})"
     elif isinstance(cause, urllib3.exceptions.ConnectTimeoutError | requests.ConnectTimeout):
