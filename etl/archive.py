@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import logging
 import os
 import re
 import tempfile
@@ -22,7 +23,10 @@ from urllib.parse import quote, unquote
 
 from etl.errors import ArchiveError
 
+log = logging.getLogger(__name__)
+
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+FAILED_PREFIX = "failed-"  # a complete listing whose load failed: kept, never backfilled
 _ARCHIVE_NAME = re.compile(r"^(\d{8}T\d{6}Z)(?:-\d+)?\.json\.gz$")
 
 
@@ -67,7 +71,13 @@ class _TeeReader:
 def tee_to_archive(
     body: BinaryIO, directory: Path | None, source: str, account_id: str, taken_at: datetime
 ) -> Iterator[BinaryIO]:
-    """Yield `body`, archiving what is read from it when `directory` is set."""
+    """Yield `body`, archiving what is read from it when `directory` is set.
+
+    A body read to its end is archived once the gzip file is complete: as
+    `{ts}.json.gz` when the block ended normally, as `failed-{ts}.json.gz` when it
+    raised (a listing refused by the mass-removal guard, a failed load: kept for
+    inspection, never replayed by backfill). A body not read to its end leaves nothing.
+    """
     if directory is None:
         yield body
         return
@@ -75,20 +85,26 @@ def tee_to_archive(
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=".incoming-", suffix=".json.gz")
     tmp = Path(tmp_name)
-    tee: _TeeReader | None = None
+    failure: BaseException | None = None
     try:
         with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as gz:
             tee = _TeeReader(body, gz)
             try:
                 yield tee  # type: ignore[misc]
-            finally:
-                gz.flush()
+            except BaseException as exc:  # re-raised below, once the archive is settled
+                failure = exc
+        if tee.at_eof:
+            target = final if failure is None else final.with_name(FAILED_PREFIX + final.name)
+            try:
+                os.replace(tmp, _unused_name(target))
+            except OSError:
+                if failure is None:
+                    raise
+                log.warning("could not keep the archive of a failed load", exc_info=True)
     finally:
-        # Kept whenever the body was read to its end, even if loading it then failed
-        # (a listing refused by the mass-removal guard is the one to inspect).
-        if tee is not None and tee.at_eof:
-            os.replace(tmp, _unused_name(final))
         tmp.unlink(missing_ok=True)
+    if failure is not None:
+        raise failure
 
 
 def _unused_name(path: Path) -> Path:
@@ -128,7 +144,9 @@ def find_archives(paths: Iterable[Path]) -> tuple[list[ArchivedResponse], list[A
     problems: list[ArchiveError] = []
     for path in paths:
         if path.is_dir():
-            candidates = sorted(p for p in path.rglob("*.json.gz") if not p.name.startswith("."))
+            candidates = sorted(
+                p for p in path.rglob("*.json.gz") if not p.name.startswith((".", FAILED_PREFIX))
+            )
         elif path.exists():
             candidates = [path]
         else:

@@ -40,7 +40,8 @@ class _Cli(click.Group):
         except DBAPIError as exc:
             if ctx.meta.get("traceback"):
                 raise
-            detail = str(exc.orig or exc).strip().splitlines()[0]
+            lines = str(exc.orig or exc).strip().splitlines()
+            detail = lines[0] if lines else type(exc.orig or exc).__name__
             for secret in ctx.meta.get("secrets", ()):
                 detail = detail.replace(secret, "***")
             click.echo(f"error: database: {detail}", err=True)
@@ -181,6 +182,7 @@ def migrate(ctx: click.Context) -> None:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, limit: int, max_age: str | None) -> None:
     """Show recent runs and each source's freshness."""
+    from etl.db.migrate import current_revision
     from etl.db.runs import fetch_freshness, fetch_recent_runs
     from etl.pipeline import stale_sources
 
@@ -189,7 +191,11 @@ def status(ctx: click.Context, as_json: bool, limit: int, max_age: str | None) -
         max_age_s = parse_duration(max_age) if max_age else None
     except ValueError as exc:
         raise ConfigError(f"--max-age: {exc}") from None
-    with _database(settings, migrate=False) as engine:  # a monitoring check never runs DDL
+    with _database(settings, migrate=False) as engine:  # a monitoring check never migrates
+        if current_revision(engine) is None:
+            raise ConfigError(
+                "the database has no numbers-etl schema yet: run `numbers-etl migrate`"
+            )
         runs = fetch_recent_runs(engine, limit=limit)
         freshness = fetch_freshness(engine)
     stale = stale_sources(settings, freshness, max_age_s) if max_age_s is not None else []
@@ -235,21 +241,21 @@ def demo(ctx: click.Context, numbers: int, seed: int, database_url: str | None) 
     from etl.pipeline import sync as run_sync
     from etl.simulator import serve
 
-    home = load_settings().home / "demo"
     sim = serve(host="127.0.0.1", port=0, numbers=numbers, seed=seed)
     try:
         # Every source and storage variable is set here, so nothing from the
-        # environment or .env can point the demo's fake numbers at real data.
-        settings = _settings(
-            ctx,
+        # environment or .env can point the demo's fake numbers at real data,
+        # nor stop the demo with a half-configured credential.
+        overrides = {
             **sim.env(),
-            SINCH_EMAIL="",
-            SINCH_PASSWORD="",
-            PINGRAM_ACCOUNT="default",
-            NUMBERS_ETL_DATABASE_URL=database_url or "",
-            NUMBERS_ETL_ARCHIVE_DIR="",
-            NUMBERS_ETL_HOME=str(home),
-        )
+            "SINCH_EMAIL": "",
+            "SINCH_PASSWORD": "",
+            "PINGRAM_ACCOUNT": "default",
+            "NUMBERS_ETL_DATABASE_URL": database_url or "",
+            "NUMBERS_ETL_ARCHIVE_DIR": "",
+        }
+        home = load_settings(**overrides).home / "demo"
+        settings = _settings(ctx, **overrides, NUMBERS_ETL_HOME=str(home))
         where = "--database-url" if database_url else f"the embedded PostgreSQL under {home}"
         click.echo(f"simulator on {sim.url}; loading into {where}")
         with _database(settings) as engine:

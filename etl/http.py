@@ -255,10 +255,9 @@ def to_source_error(
     where = f"{host}" if host else "the server"
     cause = _root_cause(exc)
     kind: type[SourceError]
-    if isinstance(exc, requests.exceptions.SSLError) or isinstance(
-        cause, ssl.SSLError | urllib3.exceptions.SSLError | requests.exceptions.SSLError
-    ):
-        # Retrying cannot fix a certificate: fatal until someone acts.
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        # Retrying cannot fix a certificate: fatal until someone acts. Other TLS errors
+        # (a handshake or stream cut short) fall through to the transient branches.
         kind, text = FatalSourceError, f"TLS verification failed for {where} ({_describe(cause)})"
     elif isinstance(cause, urllib3.exceptions.NewConnectionError):
         kind, text = RetriableSourceError, f"cannot reach {where} ({_describe(cause)})"

@@ -89,7 +89,7 @@ def test_account_ids_round_trip_through_the_archive_path(tmp_path: Path) -> None
 
 
 def test_a_body_read_whole_is_archived_even_when_loading_it_fails(tmp_path: Path) -> None:
-    """A complete listing that the load then refuses is still archived, for inspection."""
+    """A complete listing whose load fails is kept as failed-…, which backfill skips."""
 
     def read_all_then_fail() -> None:
         with tee_to_archive(io.BytesIO(b"[]"), tmp_path, "sinch", "1", TAKEN_AT) as s:
@@ -98,4 +98,7 @@ def test_a_body_read_whole_is_archived_even_when_loading_it_fails(tmp_path: Path
 
     with pytest.raises(RuntimeError):
         read_all_then_fail()
-    assert [p.name for p in (tmp_path / "sinch" / "1").iterdir()] == ["20261122T101500Z.json.gz"]
+    kept = tmp_path / "sinch" / "1" / "failed-20261122T101500Z.json.gz"
+    assert [p.name for p in kept.parent.iterdir()] == [kept.name]
+    assert gzip.decompress(kept.read_bytes()) == b"[]"
+    assert find_archives([tmp_path]) == ([], [])  # never replayed by backfill

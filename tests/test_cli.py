@@ -181,3 +181,20 @@ def test_help_never_shows_secrets(sim_env: dict[str, str]) -> None:
         done = run_cli(command, "--help", env=sim_env)
         for secret in (sim_env["SINCH_INSTANCE_SECRET"], sim_env["PINGRAM_API_KEY"]):
             assert secret not in done.stdout
+
+
+def test_status_on_an_unmigrated_database_says_to_migrate(database_url: str) -> None:
+    """status never migrates: on an empty schema it says to run migrate (exit 2)."""
+    from sqlalchemy import text
+
+    from etl.db.engine import make_engine
+
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    done = run_cli("status", env={"NUMBERS_ETL_DATABASE_URL": database_url})
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "error: the database has no numbers-etl schema yet: run `numbers-etl migrate`"
+    ]

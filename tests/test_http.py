@@ -309,3 +309,22 @@ def test_no_secret_in_debug_logs_of_both_sources(
     assert len(secrets) == 4  # password, API key, log-in token, instance secret
     assert [s for s in secrets if s in caplog.text] == []
     assert "retrying GET /numbers/list after HTTP 429" in caplog.text
+
+
+def test_only_a_certificate_failure_is_a_fatal_tls_error() -> None:
+    """An untrusted certificate is fatal; a TLS stream cut short is transient (retried next run)."""
+    import ssl
+
+    import requests
+
+    from etl.errors import FatalSourceError, RetriableSourceError
+    from etl.http import to_source_error
+
+    refused = requests.exceptions.SSLError(
+        ssl.SSLCertVerificationError(1, "certificate verify failed")
+    )
+    refused.__cause__ = refused.args[0]
+    cut = requests.exceptions.SSLError(ssl.SSLEOFError(8, "EOF occurred in violation of protocol"))
+    cut.__cause__ = cut.args[0]
+    assert type(to_source_error(refused, source="s", account_id="a")) is FatalSourceError
+    assert type(to_source_error(cut, source="s", account_id="a")) is RetriableSourceError

@@ -108,3 +108,45 @@ def test_any_truncation_is_malformed(items: list[Any], cut: float) -> None:
         return
     with pytest.raises(MalformedResponse):
         list(parse_array(Trickle(truncated, 5), source="s", account_id="a").records)
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        pytest.param(b"[NaN]", "ValueError in the value at character 1", id="nan"),
+        pytest.param(b"[1, -Infinity]", "ValueError in the value at character 4", id="infinity"),
+        pytest.param(
+            b"[" + b"9" * 5000 + b"]", "ValueError in the value at character 1", id="huge"
+        ),
+        pytest.param(
+            b"[" + b"[" * 100_000 + b"]" * 100_000 + b"]",
+            "RecursionError in the value at character 1",
+            id="deep",
+        ),
+    ],
+)
+def test_values_json_allows_but_we_cannot_store_are_malformed(body: bytes, detail: str) -> None:
+    """NaN/Infinity (never floats), 4,300+ digit integers and deep nesting are MalformedResponse."""
+    with pytest.raises(MalformedResponse) as caught:
+        list(parse_array(io.BytesIO(body), source="s", account_id="a").records)
+    assert str(caught.value) == f"s/a: the response body is not valid JSON: {detail}"
+
+
+def test_a_repeated_listing_key_is_malformed() -> None:
+    """Two "numbers" arrays in one object are refused rather than both loaded."""
+    listing = parse_object_array(
+        io.BytesIO(b'{"numbers": [1], "numbers": [2]}'),
+        source="s",
+        account_id="a",
+        array_key="numbers",
+        extra_keys={},
+    )
+    with pytest.raises(MalformedResponse, match='"numbers" appears twice in the response'):
+        list(listing.records)
+
+
+def test_a_large_element_is_read_in_growing_chunks() -> None:
+    """A 4 MB record parses whole (reads grow with the element instead of restarting per 64 KiB)."""
+    body = b'[{"x": "' + b"a" * 4_000_000 + b'"}, 2]'
+    records = list(parse_array(io.BytesIO(body), source="s", account_id="a").records)
+    assert [len(records[0]["x"]), records[1]] == [4_000_000, 2]

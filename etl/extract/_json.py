@@ -26,6 +26,7 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
@@ -40,7 +41,13 @@ _WHITESPACE = " \t\r\n"
 _NUMBER_CHARS = frozenset("0123456789.eE+-")
 _NUMBER_LOOKAHEAD = 64  # a number split across reads is shorter than this
 MAX_ELEMENT_CHARS = 16 * 1024 * 1024  # a larger single record is taken as malformed
-_DECODER = json.JSONDecoder(parse_float=__import__("decimal").Decimal)
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
 _KIND = {"{": "an object", "[": "an array", '"': "a string", "": "an empty body"}
 
 
@@ -125,11 +132,11 @@ class _Scanner:
         self._offset = 0  # characters dropped from the front of _buf so far
         self._eof = False
 
-    def _fill(self) -> bool:
+    def _fill(self, size: int = BODY_CHUNK) -> bool:
         """Append one more chunk to the buffer; False at the end of the body."""
         if self._eof:
             return False
-        chunk = self._body.read(BODY_CHUNK)
+        chunk = self._body.read(size)
         try:
             text = self._decode(chunk, final=not chunk)
         except UnicodeDecodeError as exc:
@@ -175,13 +182,21 @@ class _Scanner:
             try:
                 obj, end = _DECODER.raw_decode(self._buf, start)
             except json.JSONDecodeError as exc:
-                if len(self._buf) - start > MAX_ELEMENT_CHARS:
+                pending = len(self._buf) - start
+                if pending > MAX_ELEMENT_CHARS:
                     raise _Malformed(f"{exc.msg} at character {self._offset + exc.pos}") from None
-                if not self._fill():
+                # Read as much again as the element holds so far: a large element is
+                # decoded a logarithmic number of times, not once per 64 KiB.
+                if not self._fill(max(BODY_CHUNK, pending)):
                     if exc.pos >= len(self._buf) or exc.msg.startswith("Unterminated"):
                         raise _Truncated("premature end of the body") from None
                     raise _Malformed(f"{exc.msg} at character {self._offset + exc.pos}") from None
                 continue
+            except (ValueError, RecursionError) as exc:  # NaN, a 4,300-digit integer, deep nesting
+                where = self._offset + start
+                raise _Malformed(
+                    f"{type(exc).__name__} in the value at character {where}"
+                ) from None
             if (
                 not self._eof
                 and not isinstance(obj, dict | list | str)
@@ -309,6 +324,8 @@ def parse_object_array(
                     raise _Malformed("an object key is not a string")
                 scanner.take(":")
                 if key == array_key:
+                    if seen_array:
+                        raise _Malformed(f'"{array_key}" appears twice in the response')
                     found = scanner.peek()
                     if found != "[":
                         raise MalformedResponse(
