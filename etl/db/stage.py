@@ -91,20 +91,40 @@ class TextArrayBinaryDumper(Dumper):
     oid = postgres_types["text"].array_oid
 
     def dump(self, obj: Any) -> bytes:
-        """The binary array representation of a sequence of str (None is NULL)."""
+        """The binary array representation of a sequence of str (None is NULL).
+
+        A listing repeats a handful of capability sets, so tuples are encoded once
+        (a bounded cache) instead of once per row.
+        """
         if not obj:
             return _EMPTY_ARRAY
-        has_null = 0
-        parts = [b""]
-        for item in obj:
-            if item is None:
-                has_null = 1
-                parts.append(_NULL_LENGTH)
-            else:
-                data = item.encode()
-                parts.append(_LENGTH.pack(len(data)) + data)
-        parts[0] = _ARRAY_HEAD.pack(1, has_null, _TEXT_OID, len(obj), 1)
-        return b"".join(parts)
+        if type(obj) is tuple:
+            cached = _ARRAY_CACHE.get(obj)
+            if cached is None:
+                cached = _encode_text_array(obj)
+                if len(_ARRAY_CACHE) < _ARRAY_CACHE_SIZE:
+                    _ARRAY_CACHE[obj] = cached
+            return cached
+        return _encode_text_array(obj)
+
+
+_ARRAY_CACHE: dict[tuple[Any, ...], bytes] = {}
+_ARRAY_CACHE_SIZE = 4096
+
+
+def _encode_text_array(obj: Any) -> bytes:
+    """Encode a non-empty sequence of str (None is NULL) as a binary one-dimensional text[]."""
+    has_null = 0
+    parts = [b""]
+    for item in obj:
+        if item is None:
+            has_null = 1
+            parts.append(_NULL_LENGTH)
+        else:
+            data = item.encode()
+            parts.append(_LENGTH.pack(len(data)) + data)
+    parts[0] = _ARRAY_HEAD.pack(1, has_null, _TEXT_OID, len(obj), 1)
+    return b"".join(parts)
 
 
 def to_json_text(value: Any) -> str:
