@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from sqlalchemy import Engine
 
@@ -104,8 +102,7 @@ def _backfill_one(
         error: BaseException | None = None
         load: LoadResult | None = None
         try:
-            opener: AbstractContextManager[BinaryIO] = open_archive(archived)
-            with opener as body:
+            with open_archive(archived) as body:
                 load = load_source_listing(
                     engine,
                     settings,

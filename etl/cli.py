@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from etl import __version__
-from etl.errors import ConfigError, NumbersEtlError
+from etl.errors import ConfigError, NumbersEtlError, redact
 from etl.settings import Settings, load_settings, parse_duration
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -43,9 +43,7 @@ class _Cli(click.Group):
                 raise
             lines = str(exc.orig or exc).strip().splitlines()
             detail = lines[0] if lines else type(exc.orig or exc).__name__
-            for secret in ctx.meta.get("secrets", ()):
-                detail = detail.replace(secret, "***")
-            click.echo(f"error: database: {detail}", err=True)
+            click.echo(f"error: database: {redact(detail, ctx.meta.get('secrets', ()))}", err=True)
             sys.exit(1)
 
 

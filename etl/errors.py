@@ -13,10 +13,30 @@
         └── MassRemovalRefused           listing would remove too many numbers (§5.6)
 
 A record that cannot be normalized is a `Rejection` value (etl.transform), never
-an exception. Messages are written for an operator and never contain secrets.
+an exception. Messages are written for an operator and never contain secrets:
+`redact` masks them in every message, log line and printed error.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+REDACTED = "***"
+_AUTH_VALUE = re.compile(r"\b(Bearer|Instance|User|Application)\s+[A-Za-z0-9._~+/=:-]{8,}")
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """The text with every secret, and anything that looks like a credential, masked.
+
+    >>> redact("key pingram_sk_abc123 refused", ["pingram_sk_abc123"])
+    'key *** refused'
+    >>> redact("sent Authorization: Bearer abcdefghijkl", [])
+    'sent Authorization: Bearer ***'
+    """
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return _AUTH_VALUE.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
 class NumbersEtlError(Exception):

@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import random
-import re
 import socket
 import ssl
 import time
@@ -54,6 +53,7 @@ from etl.errors import (
     ProviderError,
     RetriableSourceError,
     SourceError,
+    redact,
 )
 from etl.settings import Settings, is_loopback_host
 
@@ -66,24 +66,7 @@ BACKOFF_JITTER = 0.5
 BACKOFF_MAX = 30.0
 BODY_CHUNK = 64 * 1024
 ERROR_BODY_LIMIT = 64 * 1024
-REDACTED = "***"
-
 log = logging.getLogger("etl.http")
-
-_AUTH_VALUE = re.compile(r"\b(Bearer|Instance|User|Application)\s+[A-Za-z0-9._~+/=:-]{8,}")
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """The text with every secret, and anything that looks like a credential, masked.
-
-    >>> redact("key pingram_sk_abc123 refused", ["pingram_sk_abc123"])
-    'key *** refused'
-    >>> redact("sent Authorization: Bearer abcdefghijkl", [])
-    'sent Authorization: Bearer ***'
-    """
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return _AUTH_VALUE.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
 
 
 class EtlRetry(Retry):

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from etl.errors import redact
+
 _CONTEXT: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "log_context", default=None
 )
@@ -45,13 +47,12 @@ class _ContextFilter(logging.Filter):
 class _RedactingFormatter(logging.Formatter):
     def __init__(self, secrets: Iterable[str], fmt: str | None = None) -> None:
         super().__init__(fmt)
-        # Longest first, so a secret that contains another is replaced whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        # Secrets shorter than 4 characters would mask ordinary words in every line.
+        self._secrets = [s for s in secrets if len(s) >= 4]
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        """The line with secrets and credential-looking Authorization values masked."""
+        return redact(text, self._secrets)
 
 
 class TextFormatter(_RedactingFormatter):

@@ -82,8 +82,8 @@ class SyncResult:
 
     run_id: int
     trigger: str
+    run_at: datetime
     status: str = "running"
-    run_at: datetime | None = None
     outcomes: list[SourceOutcome] = field(default_factory=list)
 
     @property

@@ -135,7 +135,7 @@ def run_scheduled(
             metrics.RUN_DURATION.labels(**labels).set(outcome.duration_ms / 1000)
             if outcome.status == "failed":
                 metrics.FAILURES.labels(**labels).inc()
-            elif outcome.result is not None and result.run_at is not None:
+            elif outcome.result is not None:
                 metrics.LAST_SUCCESS.labels(**labels).set(result.run_at.timestamp())
                 metrics.REJECTED_RECORDS.labels(**labels).set(outcome.result.rejected)
         for (source, account_id), count in fetch_active_counts(engine).items():

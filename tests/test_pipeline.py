@@ -197,8 +197,14 @@ def test_a_changed_listing_updates_only_changed_rows_and_keeps_history(
             text("SELECT count(*) FROM phone_number_versions WHERE valid_from = :t"),
             {"t": second.run_at},
         ).scalar()
-    assert closed == opened == updated
-    assert first.run_at is not None
+        closed_from_first = conn.execute(
+            text(
+                "SELECT count(*) FROM phone_number_versions"
+                " WHERE valid_from = :first AND valid_to = :second"
+            ),
+            {"first": first.run_at, "second": second.run_at},
+        ).scalar()
+    assert closed == opened == closed_from_first == updated
 
 
 def test_a_failed_source_changes_nothing_and_the_others_load(
