@@ -60,11 +60,11 @@ def cli(ctx: click.Context, log_level: str | None, traceback: bool) -> None:
 
 def _settings(ctx: click.Context, **overrides: str) -> Settings:
     settings = load_settings(**overrides)
-    ctx.meta["secrets"] = settings.secrets()
+    ctx.meta["secrets"] = secrets = settings.secrets()
     level = ctx.meta.get("log_level") or settings.log_level
     from etl.logs import setup_logging
 
-    setup_logging(level=level, fmt=settings.log_format, secrets=settings.secrets())
+    setup_logging(level=level, fmt=settings.log_format, secrets=secrets)
     return settings
 
 

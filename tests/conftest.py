@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
 
-from etl.db.engine import embedded_postgres, ensure_database, make_engine, to_sqlalchemy_url
+from etl.db.engine import database_url as database_url_on
+from etl.db.engine import embedded_postgres, ensure_database, make_engine
 from etl.db.migrate import upgrade_to_head
 from etl.settings import Settings, load_settings
 from etl.simulator import Simulator, serve
@@ -87,11 +87,7 @@ def database_url(pg_server_url: str, template_database: str) -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
     finally:
         admin.dispose()
-    yield (
-        make_url(to_sqlalchemy_url(pg_server_url))
-        .set(database=name)
-        .render_as_string(hide_password=False)
-    )
+    yield database_url_on(pg_server_url, name)
     _drop_database(pg_server_url, name)
 
 

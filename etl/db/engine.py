@@ -78,11 +78,17 @@ def ensure_database(server_url: str, name: str) -> str:
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
     finally:
         admin.dispose()
-    return (
-        make_url(to_sqlalchemy_url(server_url))
-        .set(database=name)
-        .render_as_string(hide_password=False)
-    )
+    return database_url(server_url, name)
+
+
+def database_url(server_url: str, name: str) -> str:
+    """The URL of database `name` on the server of `server_url` (psycopg 3 driver).
+
+    >>> database_url("postgresql://u:pw@h:5432/postgres", "numbers_etl")
+    'postgresql+psycopg://u:pw@h:5432/numbers_etl'
+    """
+    url = make_url(to_sqlalchemy_url(server_url)).set(database=name)
+    return url.render_as_string(hide_password=False)
 
 
 @contextlib.contextmanager
