@@ -21,6 +21,7 @@ Uses NUMBERS_ETL_DATABASE_URL when set, else an embedded PostgreSQL in a temp di
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -52,20 +53,30 @@ def child_sync(database_url: str, env: dict[str, str]) -> dict[str, Any]:
     timers = {"fetch+parse": 0.0, "normalize": 0.0, "merge": 0.0, "history/removals": 0.0}
     spec = sources.SOURCES["sinch"]
 
-    def timed_records(records: Iterator[Any]) -> Iterator[Any]:
+    def timed(elements: Iterator[Any]) -> Iterator[Any]:
         while True:
             start = time.perf_counter()
             try:
-                record = next(records)
+                element = next(elements)
             except StopIteration:
                 timers["fetch+parse"] += time.perf_counter() - start
                 return
             timers["fetch+parse"] += time.perf_counter() - start
-            yield record
+            yield element
 
     def parse_listing(body: Any, **kw: Any) -> Any:
         listing = spec.parse_listing(body, **kw)
-        listing.records = timed_records(iter(listing.records))
+        listing.elements = timed(iter(listing.elements))
+        decode = listing.decode
+
+        def timed_decode(element: bytes) -> Any:
+            start = time.perf_counter()
+            try:
+                return decode(element)
+            finally:
+                timers["fetch+parse"] += time.perf_counter() - start
+
+        listing.decode = timed_decode
         return listing
 
     def normalize(record: Any, **kw: Any) -> Any:
@@ -75,7 +86,9 @@ def child_sync(database_url: str, env: dict[str, str]) -> dict[str, Any]:
         finally:
             timers["normalize"] += time.perf_counter() - start
 
-    sources.SOURCES["sinch"] = sources.SourceSpec("sinch", spec.extractor, parse_listing, normalize)
+    sources.SOURCES["sinch"] = dataclasses.replace(
+        spec, parse_listing=parse_listing, normalize=normalize
+    )
     pipeline.SOURCES = sources.SOURCES
 
     engine = make_engine(database_url)

@@ -111,5 +111,9 @@ class MalformedResponse(FatalSourceError):
     """The body was incomplete, not JSON, or not of the documented shape."""
 
 
+class DigestMismatch(RetriableSourceError):
+    """Elements taken as unchanged by half of their digest are not (see etl.transform.digest)."""
+
+
 class MassRemovalRefused(SourceError):
     """The listing would mark too many of an account's numbers removed."""

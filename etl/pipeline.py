@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -17,7 +17,7 @@ from typing import BinaryIO
 from sqlalchemy import Engine
 
 from etl.archive import tee_to_archive
-from etl.db.load import LoadResult, load_listing
+from etl.db.load import LoadResult, fetch_active_digests, load_listing
 from etl.db.lock import sync_lock
 from etl.db.runs import (
     abort_stale_runs,
@@ -27,11 +27,13 @@ from etl.db.runs import (
     upsert_provider_account,
 )
 from etl.errors import ConfigError, NumbersEtlError, SourceError
+from etl.extract._json import Listing
 from etl.http import EtlSession, build_session
 from etl.logs import log_context
 from etl.settings import Settings
 from etl.sources import SOURCES, Extractor, SourceSpec
-from etl.transform import NormalizedItem
+from etl.transform import LoadItem, NumberRow, Unchanged
+from etl.transform.digest import DigestSet, record_digest
 
 log = logging.getLogger(__name__)
 
@@ -232,10 +234,11 @@ def load_source_listing(
     archive_dir = settings.archive_dir if archive else None
     with tee_to_archive(body, archive_dir, spec.name, account_id, run_at) as stream:
         listing = spec.parse_listing(stream, account_id=account_id)
-        items: Iterable[NormalizedItem] = (
-            spec.normalize(record, account_id=account_id) for record in listing.records
-        )
         with engine.begin() as conn:
+            known = fetch_active_digests(
+                conn, source=spec.name, account_id=account_id, half=run_id % 2
+            )
+            items = normalize_new_elements(spec, listing, known, account_id=account_id)
             result = load_listing(
                 conn,
                 items,
@@ -255,6 +258,24 @@ def load_source_listing(
                 success_at=run_at,
             )
     return result
+
+
+def normalize_new_elements(
+    spec: SourceSpec, listing: Listing, known: DigestSet, *, account_id: str
+) -> Iterator[LoadItem]:
+    """Each element normalized, or `Unchanged` when its digest is in `known` (not even decoded)."""
+    version = spec.normalizer_version
+    normalize = spec.normalize
+    decode = listing.decode
+    for element in listing.elements:
+        digest = record_digest(element, version)
+        if digest in known:
+            yield Unchanged(digest)
+            continue
+        item = normalize(decode(element), account_id=account_id)
+        if type(item) is NumberRow:
+            item.raw_digest = digest
+        yield item
 
 
 def _text_or_none(value: object) -> str | None:

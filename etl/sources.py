@@ -18,7 +18,7 @@ from etl.extract._json import Listing
 from etl.extract.pingram import PingramExtractor, parse_pingram_listing
 from etl.extract.sinch import SinchExtractor, parse_sinch_listing
 from etl.settings import Settings
-from etl.transform import NormalizedItem
+from etl.transform import NormalizedItem, pingram, sinch
 from etl.transform.pingram import normalize_pingram_record
 from etl.transform.sinch import normalize_sinch_record
 
@@ -43,11 +43,22 @@ class SourceSpec:
     extractor: Callable[[Settings, requests.Session], Extractor]
     parse_listing: Callable[..., Listing]  # (body: BinaryIO, *, account_id: str) -> Listing
     normalize: Callable[..., NormalizedItem]  # (record, *, account_id: str) -> row | rejection
+    normalizer_version: int  # seeds the element digests (etl.transform.digest)
 
 
 SOURCES: dict[str, SourceSpec] = {
-    "sinch": SourceSpec("sinch", SinchExtractor, parse_sinch_listing, normalize_sinch_record),
+    "sinch": SourceSpec(
+        "sinch",
+        SinchExtractor,
+        parse_sinch_listing,
+        normalize_sinch_record,
+        sinch.NORMALIZER_VERSION,
+    ),
     "pingram": SourceSpec(
-        "pingram", PingramExtractor, parse_pingram_listing, normalize_pingram_record
+        "pingram",
+        PingramExtractor,
+        parse_pingram_listing,
+        normalize_pingram_record,
+        pingram.NORMALIZER_VERSION,
     ),
 }

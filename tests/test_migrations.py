@@ -32,6 +32,8 @@ TABLES = [
     "sync_runs",
 ]
 
+HEAD = "0002"  # the latest revision in migrations/versions
+
 
 @pytest.fixture
 def empty_engine(pg_server_url: str) -> Iterator[Engine]:
@@ -47,7 +49,7 @@ def empty_engine(pg_server_url: str) -> Iterator[Engine]:
 
 
 def test_upgrade_on_an_empty_database(empty_engine: Engine) -> None:
-    """upgrade_to_head creates every table and view of the contract and records revision 0001."""
+    """upgrade_to_head creates every table and view of the contract and records the head revision."""
     assert current_revision(empty_engine) is None
 
     upgrade_to_head(empty_engine)
@@ -55,14 +57,14 @@ def test_upgrade_on_an_empty_database(empty_engine: Engine) -> None:
     schema = inspect(empty_engine)
     assert sorted(schema.get_table_names()) == TABLES
     assert sorted(schema.get_view_names()) == sorted(VIEW_NAMES)
-    assert current_revision(empty_engine) == "0001"
+    assert current_revision(empty_engine) == HEAD
 
 
 def test_upgrade_twice_changes_nothing(engine: Engine) -> None:
     """Migrating an up-to-date database is a no-op."""
     upgrade_to_head(engine)
 
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == HEAD
 
 
 def test_concurrent_upgrades_do_not_collide(empty_engine: Engine) -> None:
@@ -82,7 +84,7 @@ def test_concurrent_upgrades_do_not_collide(empty_engine: Engine) -> None:
         thread.join()
 
     assert errors == []
-    assert current_revision(empty_engine) == "0001"
+    assert current_revision(empty_engine) == HEAD
 
 
 def test_no_drift_between_schema_and_migrations(engine: Engine) -> None:
@@ -124,13 +126,14 @@ def test_offline_sql_renders_without_a_database() -> None:
         "(source, account_id, e164) WHERE valid_to IS NULL;",
         "CREATE VIEW source_freshness AS",
         "INSERT INTO alembic_version (version_num) VALUES ('0001')",
+        "ALTER TABLE phone_numbers ADD COLUMN raw_digest BYTEA;",
         "COMMIT;",
     ):
         assert statement in sql
 
 
 def test_downgrade_to_base_and_back(empty_engine: Engine) -> None:
-    """The initial revision can be undone completely and applied again."""
+    """Every revision can be undone completely and applied again."""
     upgrade_to_head(empty_engine)
     with empty_engine.begin() as conn:
         config = alembic_config()
@@ -140,7 +143,7 @@ def test_downgrade_to_base_and_back(empty_engine: Engine) -> None:
 
     upgrade_to_head(empty_engine)
 
-    assert current_revision(empty_engine) == "0001"
+    assert current_revision(empty_engine) == HEAD
 
 
 def test_alembic_command_line_check(database_url: str) -> None:

@@ -5,6 +5,9 @@ transaction and never commits, so a listing is loaded entirely or not at all:
 
 1. stage: the items are streamed into a temporary table by binary COPY
    (`etl.db.stage`), then ANALYZEd so the planner sees its real size;
+   `Unchanged` items (elements whose text digest is an active row's) are
+   matched to their rows by digest, which gives their e164; every one must
+   match (else `DigestMismatch`, nothing written);
 2. duplicates: a repeated e164 keeps its first copy (lowest ordinal), and
    every later copy becomes a `duplicate` rejection;
 3. guard: active numbers absent from the listing are counted (a rejection with
@@ -21,25 +24,33 @@ transaction and never commits, so a listing is loaded entirely or not at all:
    version is closed.
 
 Every timestamp written is `run_at`; nothing reads the database clock.
+Rows stored before `raw_digest` existed get their digest the first time their
+listing is loaded again (the one write of a row whose attributes did not change).
 `cost_amount` equality is numeric equality, so `0.1` → `0.10` is not a change.
 """
 
 from __future__ import annotations
 
+import struct
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from sqlalchemy import Connection, text
 
 from etl.db.stage import STAGE_TABLE, create_stage_table, stage_listing
-from etl.errors import MassRemovalRefused
-from etl.transform import ATTRIBUTE_COLUMNS, NumberRow, Rejection
+from etl.errors import DigestMismatch, MassRemovalRefused
+from etl.transform import ATTRIBUTE_COLUMNS, LoadItem
+from etl.transform.digest import DigestSet
 
 DIFF_TABLE = "_numbers_diff"
 GONE_TABLE = "_numbers_gone"
+SAME_TABLE = "_numbers_same"  # unchanged elements: ordinal and the e164 of their row
+DUPS_TABLE = "_numbers_dups"
 # Memory for the hash joins and aggregates of one load (SET LOCAL, this transaction only).
 LOAD_WORK_MEM = "256MB"
 # ANALYZE the target tables after writing more rows than this (or 10% of the account).
@@ -52,22 +63,54 @@ _SET_ATTRS = ", ".join(f"{c} = EXCLUDED.{c}" for c in ATTRIBUTE_COLUMNS)
 _KEY = "p.source = :source AND p.account_id = :account_id"
 _VKEY = "v.source = :source AND v.account_id = :account_id"
 
-_MARK_DUPLICATES = f"""
-UPDATE {STAGE_TABLE} AS s SET reason = 'duplicate'
-FROM (
-    SELECT e164, min(ord) AS first_ord FROM {STAGE_TABLE}
-    WHERE reason IS NULL GROUP BY e164 HAVING count(*) > 1
-) AS k
-WHERE s.reason IS NULL AND s.e164 = k.e164 AND s.ord > k.first_ord
+# Staged rows that were normalized and not rejected (Unchanged ones have no e164 here).
+_NORMALIZED = "s.reason IS NULL AND s.e164 IS NOT NULL"
+
+_MATCH_UNCHANGED = f"""
+INSERT INTO {SAME_TABLE} (ord, e164)
+SELECT s.ord, p.e164 FROM {STAGE_TABLE} AS s
+JOIN phone_numbers AS p ON {_KEY} AND p.raw_digest = s.raw_digest AND p.removed_at IS NULL
+WHERE s.e164 IS NULL AND s.reason IS NULL
 """
 
-_COUNT_ACTIVE = f"SELECT count(*) FROM phone_numbers AS p WHERE {_KEY} AND p.removed_at IS NULL"
+# Every later copy of an e164, among normalized and unchanged elements alike.
+_FIND_DUPLICATES = f"""
+INSERT INTO {DUPS_TABLE} (ord, e164)
+WITH listed AS (
+    SELECT s.ord, s.e164 FROM {STAGE_TABLE} AS s WHERE {_NORMALIZED}
+    UNION ALL
+    SELECT ord, e164 FROM {SAME_TABLE}
+)
+SELECT l.ord, l.e164 FROM listed AS l
+JOIN (SELECT e164, min(ord) AS first_ord FROM listed GROUP BY e164 HAVING count(*) > 1) AS k
+  ON k.e164 = l.e164 AND l.ord > k.first_ord
+"""
+_MARK_DUPLICATES = f"""
+UPDATE {STAGE_TABLE} AS s SET reason = 'duplicate'
+FROM {DUPS_TABLE} AS d WHERE d.ord = s.ord AND {_NORMALIZED}
+"""
+# A later copy that was unchanged becomes a rejection carrying its row's number and raw.
+_MARK_UNCHANGED_DUPLICATES = f"""
+UPDATE {STAGE_TABLE} AS s SET reason = 'duplicate', e164 = d.e164, raw = p.raw
+FROM {DUPS_TABLE} AS d
+JOIN phone_numbers AS p ON {_KEY} AND p.e164 = d.e164
+WHERE d.ord = s.ord AND s.e164 IS NULL AND s.reason IS NULL
+"""
+_FORGET_UNCHANGED_DUPLICATES = (
+    f"DELETE FROM {SAME_TABLE} AS m USING {DUPS_TABLE} AS d WHERE m.ord = d.ord"
+)
+
+_COUNT_ACTIVE = f"""
+SELECT count(*), count(*) FILTER (WHERE p.raw_digest IS NULL)
+FROM phone_numbers AS p WHERE {_KEY} AND p.removed_at IS NULL
+"""
 
 _FIND_GONE = f"""
 INSERT INTO {GONE_TABLE} (e164)
 SELECT p.e164 FROM phone_numbers AS p
 WHERE {_KEY} AND p.removed_at IS NULL
   AND NOT EXISTS (SELECT FROM {STAGE_TABLE} AS s WHERE s.e164 = p.e164)
+  AND NOT EXISTS (SELECT FROM {SAME_TABLE} AS m WHERE m.e164 = p.e164)
 """
 
 _INSERT_REJECTIONS = f"""
@@ -83,7 +126,7 @@ WITH diff AS (
            CASE WHEN p.e164 IS NULL THEN 'i' WHEN p.removed_at IS NOT NULL THEN 'r' ELSE 'u' END
     FROM {STAGE_TABLE} AS s
     LEFT JOIN phone_numbers AS p ON {_KEY} AND p.e164 = s.e164
-    WHERE s.reason IS NULL
+    WHERE {_NORMALIZED}
       AND (p.e164 IS NULL OR p.removed_at IS NOT NULL
            OR ({_S_ATTRS}) IS DISTINCT FROM ({_P_ATTRS}))
     RETURNING kind
@@ -105,10 +148,10 @@ WHERE {_VKEY} AND v.e164 = d.e164 AND v.valid_to IS NULL AND d.kind <> 'i'
 # through ON CONFLICT DO UPDATE. {rows} selects the staged rows to write.
 _WRITE_AND_OPEN_VERSIONS = f"""
 WITH written AS (
-    INSERT INTO phone_numbers AS p (source, account_id, e164, {_ATTRS},
-                                    first_seen_at, updated_at, removed_at, raw, last_run_id)
+    INSERT INTO phone_numbers AS p (source, account_id, e164, {_ATTRS}, first_seen_at,
+                                    updated_at, removed_at, raw, raw_digest, last_run_id)
     SELECT :source, :account_id, s.e164, {_S_ATTRS},
-           :run_at, :run_at, NULL, s.raw, :run_id
+           :run_at, :run_at, NULL, s.raw, s.raw_digest, :run_id
     FROM {{rows}}
     {{on_conflict}}
     RETURNING p.e164, {_P_ATTRS}
@@ -118,10 +161,29 @@ SELECT :source, :account_id, p.e164, {_P_ATTRS}, :run_at, :run_id FROM written A
 """
 _ON_CONFLICT_UPDATE = f"""ON CONFLICT (source, account_id, e164) DO UPDATE
     SET {_SET_ATTRS}, updated_at = EXCLUDED.updated_at, removed_at = NULL,
-        raw = EXCLUDED.raw, last_run_id = EXCLUDED.last_run_id"""
-_ALL_VALID_ROWS = f"{STAGE_TABLE} AS s WHERE s.reason IS NULL"
+        raw = EXCLUDED.raw, raw_digest = EXCLUDED.raw_digest, last_run_id = EXCLUDED.last_run_id"""
+_ALL_VALID_ROWS = f"{STAGE_TABLE} AS s WHERE {_NORMALIZED}"
 _NEW_ROWS = f"{STAGE_TABLE} AS s JOIN {DIFF_TABLE} AS d ON d.ord = s.ord WHERE d.kind = 'i'"
 _CHANGED_ROWS = f"{STAGE_TABLE} AS s JOIN {DIFF_TABLE} AS d ON d.ord = s.ord WHERE d.kind <> 'i'"
+
+# Rows stored before raw_digest existed, whose attributes did not change: record the digest.
+_FILL_MISSING_DIGESTS = f"""
+UPDATE phone_numbers AS p SET raw_digest = s.raw_digest
+FROM {STAGE_TABLE} AS s
+WHERE {_KEY} AND p.e164 = s.e164 AND p.raw_digest IS NULL AND p.removed_at IS NULL
+  AND {_NORMALIZED} AND s.raw_digest IS NOT NULL
+"""
+
+_FETCH_DIGEST_HALVES = """
+COPY (
+    SELECT substring(p.raw_digest FROM %(start)s FOR 8) FROM phone_numbers AS p
+    WHERE p.source = %(source)s AND p.account_id = %(account_id)s
+      AND p.removed_at IS NULL AND p.raw_digest IS NOT NULL
+    ORDER BY 1
+) TO STDOUT (FORMAT BINARY)
+"""
+_COPY_HEADER_SIZE = 19  # signature, flags, header extension length
+_HALF_ROW = struct.Struct(">6xQ")  # field count (1), length (8), the 8 bytes
 
 _MARK_REMOVED = f"""
 WITH removed AS (
@@ -149,9 +211,36 @@ class LoadResult:
     rejected: int
 
 
+def fetch_active_digests(
+    conn: Connection, *, source: str, account_id: str, half: int = 0
+) -> DigestSet:
+    """The digests of the account's active rows, as a `DigestSet` on `half` of each.
+
+    Streamed by binary COPY, sorted by the server: 8 bytes a row in Python.
+    """
+    driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
+    keys = array("Q")
+    pending = b""
+    header = True
+    params = {"start": 1 + 8 * half, "source": source, "account_id": account_id}
+    with driver.cursor() as cursor, cursor.copy(_FETCH_DIGEST_HALVES, params) as copy:
+        for data in copy:
+            pending += data
+            if header:
+                if len(pending) < _COPY_HEADER_SIZE:
+                    continue
+                pending, header = pending[_COPY_HEADER_SIZE:], False
+            usable = len(pending) - len(pending) % _HALF_ROW.size
+            keys.extend(key for (key,) in _HALF_ROW.iter_unpack(pending[:usable]))
+            pending = pending[usable:]
+    if pending not in (b"", b"\xff\xff"):  # the trailer
+        raise ValueError(f"unexpected end of the digest COPY: {pending!r}")
+    return DigestSet(keys, half=half)
+
+
 def load_listing(
     conn: Connection,
-    items: Iterable[NumberRow | Rejection],
+    items: Iterable[LoadItem],
     *,
     run_id: int,
     source: str,
@@ -166,7 +255,8 @@ def load_listing(
     and the caller must roll back (use `with engine.begin() as conn:`). Raises
     `MassRemovalRefused` before writing anything when the listing would remove
     more than `max_removal_fraction` of the account's active numbers, unless
-    `allow_mass_removal`. `updated` counts changed and reappearing numbers;
+    `allow_mass_removal`, and `DigestMismatch` when an `Unchanged` item matches
+    no active row. `updated` counts changed and reappearing numbers;
     `rejected` counts rejections and duplicates.
     """
     if run_at.tzinfo is None:
@@ -180,18 +270,37 @@ def load_listing(
     work_mem = conn.execute(text("SELECT current_setting('work_mem')")).scalar_one()
     _set_work_mem(conn, LOAD_WORK_MEM)
     create_stage_table(conn)
-    conn.execute(
-        text(f"CREATE TEMPORARY TABLE {DIFF_TABLE} (ord int8, e164 text, kind text) ON COMMIT DROP")
-    )
-    conn.execute(text(f"CREATE TEMPORARY TABLE {GONE_TABLE} (e164 text) ON COMMIT DROP"))
+    for table, columns in (
+        (DIFF_TABLE, "ord int8, e164 text, kind text"),
+        (GONE_TABLE, "e164 text"),
+        (SAME_TABLE, "ord int8, e164 text"),
+        (DUPS_TABLE, "ord int8, e164 text"),
+    ):
+        conn.execute(text(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP"))
 
     staged = stage_listing(conn, items, source=source, account_id=account_id)
     conn.execute(text(f"ANALYZE {STAGE_TABLE} (ord, e164, reason)"))  # what the joins use
-    duplicates = conn.execute(text(_MARK_DUPLICATES)).rowcount if staged.fetched else 0
+    if staged.unchanged:
+        matched = conn.execute(text(_MATCH_UNCHANGED), params).rowcount
+        if matched != staged.unchanged:
+            raise DigestMismatch(
+                f"{staged.unchanged - matched} of {staged.unchanged} elements taken as "
+                "unchanged match no stored row (a collision of half their digest, about "
+                "one in 10^13); nothing was changed, and the next sync checks the other half",
+                source=source,
+                account_id=account_id,
+            )
+        conn.execute(text(f"ANALYZE {SAME_TABLE}"))
+    duplicates = conn.execute(text(_FIND_DUPLICATES)).rowcount if staged.fetched else 0
+    if duplicates:
+        conn.execute(text(_MARK_DUPLICATES))
+        if staged.unchanged:
+            conn.execute(text(_MARK_UNCHANGED_DUPLICATES), params)
+            conn.execute(text(_FORGET_UNCHANGED_DUPLICATES))
     rejected = staged.rejections + duplicates
     valid = staged.fetched - rejected
 
-    active = conn.execute(text(_COUNT_ACTIVE), params).scalar_one()
+    active, without_digest = conn.execute(text(_COUNT_ACTIVE), params).one()
     removed = conn.execute(text(_FIND_GONE), params).rowcount if active else 0
     _check_removal_guard(
         source=source,
@@ -217,13 +326,17 @@ def load_listing(
             rows=_CHANGED_ROWS, on_conflict=_ON_CONFLICT_UPDATE
         )
         conn.execute(text(statement), params)
+    if without_digest:
+        conn.execute(text(_FILL_MISSING_DIGESTS), params)
     if removed:
         conn.execute(text(_MARK_REMOVED), params)
     if written + removed > max(ANALYZE_MIN_ROWS, active // 10):
         # Autovacuum would get there later; the next load should not have to wait.
         conn.execute(text("ANALYZE phone_numbers, phone_number_versions"))
 
-    conn.execute(text(f"DROP TABLE {STAGE_TABLE}, {DIFF_TABLE}, {GONE_TABLE}"))
+    conn.execute(
+        text(f"DROP TABLE {STAGE_TABLE}, {DIFF_TABLE}, {GONE_TABLE}, {SAME_TABLE}, {DUPS_TABLE}")
+    )
     _set_work_mem(conn, work_mem)
     return LoadResult(
         fetched=staged.fetched,

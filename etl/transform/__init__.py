@@ -69,6 +69,9 @@ class NumberRow:
     expires_at: datetime | None = None
     cost_amount: Decimal | None = None
     cost_currency: str | None = None
+    # The digest of the element text this row was normalized from (etl.transform.digest);
+    # set by the pipeline, stored so that the next sync can skip the same text.
+    raw_digest: bytes | None = None
 
     def attributes(self) -> dict[str, Any]:
         """The normalized attributes (everything but the key and `raw`)."""
@@ -90,7 +93,18 @@ class Rejection:
     e164: str | None = None
 
 
-NormalizedItem = NumberRow | Rejection
+@dataclass(slots=True)
+class Unchanged:
+    """A listing element whose exact text an active row was normalized from (same digest).
 
-if tuple(f.name for f in dataclass_fields(NumberRow))[4:] != ATTRIBUTE_COLUMNS:
+    It is not normalized again; the loader confirms the digest and keeps the row as it is.
+    """
+
+    digest: bytes
+
+
+NormalizedItem = NumberRow | Rejection
+LoadItem = NumberRow | Rejection | Unchanged
+
+if tuple(f.name for f in dataclass_fields(NumberRow))[4:-1] != ATTRIBUTE_COLUMNS:
     raise ImportError("NumberRow's attribute fields must follow ATTRIBUTE_COLUMNS")
