@@ -150,3 +150,41 @@ def test_a_large_element_is_read_in_growing_chunks() -> None:
     body = b'[{"x": "' + b"a" * 4_000_000 + b'"}, 2]'
     records = list(parse_array(io.BytesIO(body), source="s", account_id="a").records)
     assert [len(records[0]["x"]), records[1]] == [4_000_000, 2]
+
+
+OBJECTS = st.dictionaries(
+    st.text(max_size=4),
+    st.one_of(
+        st.text(alphabet='{}[],:"\\ x', max_size=12),  # the splitter's look-alikes
+        st.integers(),
+        st.dictionaries(st.text(max_size=3), st.text(alphabet="},{", max_size=4), max_size=2),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    items=st.lists(OBJECTS, max_size=40),
+    chunk=st.sampled_from([7, 64, 1024, 65536]),
+    indent=st.sampled_from([None, 1]),
+)
+def test_object_elements_keep_their_exact_text(
+    items: list[dict[str, Any]], chunk: int, indent: int | None
+) -> None:
+    """Objects split in batches come out as the exact texts the array was written from."""
+    texts = [dumps(item, indent) for item in items]
+    body = b"[" + b", ".join(texts) + b"]"
+
+    listing = parse_array(Trickle(body, chunk), source="s", account_id="a")
+
+    assert list(listing.elements) == texts
+
+
+def test_a_batch_the_fast_splitter_refuses_is_split_one_by_one() -> None:
+    """A lone surrogate escape (refused by msgspec) and a 30-digit integer still parse exactly."""
+    body = b'[{"a": "\\ud800"}, {"b": 123456789012345678901234567890}, {"c": 1}]'
+
+    records = list(parse_array(io.BytesIO(body), source="s", account_id="a").records)
+
+    assert records == [{"a": "\ud800"}, {"b": 123456789012345678901234567890}, {"c": 1}]

@@ -1,0 +1,287 @@
+"""Skipping unchanged elements: digests of the exact element text (etl.transform.digest).
+
+An element whose text an active row was normalized from is neither decoded nor
+normalized again; the loader confirms its digest and keeps the row as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from etl.db.load import LoadResult, fetch_active_digests, load_listing
+from etl.db.runs import start_run
+from etl.errors import DigestMismatch
+from etl.extract.sinch import parse_sinch_listing
+from etl.pipeline import normalize_new_elements
+from etl.sources import SOURCES, SourceSpec
+from etl.transform import LoadItem, NumberRow, Unchanged
+from etl.transform.digest import EMPTY, DigestSet, record_digest
+
+T1 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+T2 = datetime(2026, 11, 1, 11, 0, tzinfo=UTC)
+T3 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+ACCOUNT = "8888123"
+
+
+def element(number: int, amount: str = "1.25", city: str = "X") -> bytes:
+    """One Sinch listing element's exact text."""
+    return (
+        f'{{"number":{number},"country":"US","city":"{city}",'
+        f'"cost":{{"amount":{amount},"currencyId":"USD"}}}}'
+    ).encode()
+
+
+def listing_body(*elements: bytes) -> bytes:
+    return b"[" + b",".join(elements) + b"]"
+
+
+class CountingSpec:
+    """The Sinch SourceSpec with its normalizer counting calls (the real one runs)."""
+
+    def __init__(self, version: int = 1) -> None:
+        self.calls = 0
+        real = SOURCES["sinch"]
+
+        def normalize(record: Any, **kw: Any) -> Any:
+            self.calls += 1
+            return real.normalize(record, **kw)
+
+        self.spec: SourceSpec = dataclasses.replace(
+            real, normalize=normalize, normalizer_version=version
+        )
+
+
+Loader = Callable[..., LoadResult]
+
+
+@pytest.fixture
+def sync_body(engine: Engine) -> Callable[..., LoadResult]:
+    """Load a Sinch body as the pipeline does: digests, normalize new elements, load."""
+
+    def run(body: bytes, run_at: datetime, spec: SourceSpec | None = None) -> LoadResult:
+        spec = spec or SOURCES["sinch"]
+        run_id = start_run(engine, trigger="manual", started_at=run_at)
+        with engine.begin() as conn:
+            known = fetch_active_digests(conn, source="sinch", account_id=ACCOUNT, half=run_id % 2)
+            listing = parse_sinch_listing(io.BytesIO(body), account_id=ACCOUNT)
+            items = normalize_new_elements(spec, listing, known, account_id=ACCOUNT)
+            return load_listing(
+                conn,
+                items,
+                run_id=run_id,
+                source="sinch",
+                account_id=ACCOUNT,
+                run_at=run_at,
+                max_removal_fraction=Decimal("0.5"),
+            )
+
+    return run
+
+
+def rows(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [
+            dict(r)
+            for r in conn.execute(
+                text(
+                    "SELECT e164, cost_amount, city, removed_at, updated_at, raw_digest,"
+                    " xmin::text AS xmin FROM phone_numbers ORDER BY e164"
+                )
+            ).mappings()
+        ]
+
+
+def test_digest_depends_on_the_text_and_the_normalizer_version() -> None:
+    """Same text, same version: same digest; a byte or the version changes it."""
+    assert record_digest(element(14150005550), 1) == record_digest(element(14150005550), 1)
+    assert record_digest(element(14150005550), 1) != record_digest(element(14150005551), 1)
+    assert record_digest(element(14150005550), 1) != record_digest(element(14150005550), 2)
+    assert len(record_digest(b"{}", 1)) == 16
+
+
+@pytest.mark.parametrize("half", [0, 1])
+def test_digest_set_membership_on_either_half(half: int) -> None:
+    """Members are found, others are not, whichever half the set keeps."""
+    digests = [record_digest(str(i).encode(), 1) for i in range(1000)]
+    known = DigestSet.from_digests(digests[:500], half=half)
+    assert all(d in known for d in digests[:500])
+    assert not any(d in known for d in digests[500:])
+    assert len(known) == 500
+    assert digests[0] not in EMPTY
+
+
+def test_known_elements_are_not_normalized() -> None:
+    """normalize_new_elements: a known digest gives Unchanged; a new one a row carrying it."""
+    counting = CountingSpec()
+    old, new = element(14150005550), element(14150005551)
+    known = DigestSet.from_digests([record_digest(old, 1)], half=0)
+    listing = parse_sinch_listing(io.BytesIO(listing_body(old, new)), account_id=ACCOUNT)
+
+    items = list(normalize_new_elements(counting.spec, listing, known, account_id=ACCOUNT))
+
+    assert counting.calls == 1
+    assert items[0] == Unchanged(record_digest(old, 1))
+    assert isinstance(items[1], NumberRow)
+    assert (items[1].e164, items[1].raw_digest) == ("+14150005551", record_digest(new, 1))
+
+
+def test_second_load_of_the_same_body_normalizes_nothing_and_writes_nothing(
+    engine: Engine, sync_body: Loader
+) -> None:
+    """Same listing again: no element normalized, every row's xmin and updated_at unchanged."""
+    body = listing_body(*(element(14150005550 + i) for i in range(50)))
+    sync_body(body, T1)
+    before = rows(engine)
+    assert all(r["raw_digest"] is not None for r in before)
+
+    counting = CountingSpec()
+    result = sync_body(body, T2, counting.spec)
+
+    assert counting.calls == 0
+    assert result == LoadResult(
+        fetched=50, inserted=0, updated=0, unchanged=50, removed=0, rejected=0
+    )
+    assert rows(engine) == before
+
+
+def test_only_changed_elements_are_normalized_and_absent_ones_removed(
+    engine: Engine, sync_body: Loader
+) -> None:
+    """One changed element (normalized, updated), one gone (removed), the rest skipped."""
+    sync_body(listing_body(*(element(14150005550 + i) for i in range(10))), T1)
+    counting = CountingSpec()
+    changed = [element(14150005550 + i) for i in range(9)]
+    changed[3] = element(14150005553, amount="2.50")
+
+    result = sync_body(listing_body(*changed), T2, counting.spec)
+
+    assert counting.calls == 1
+    assert result == LoadResult(
+        fetched=9, inserted=0, updated=1, unchanged=8, removed=1, rejected=0
+    )
+    by_number = {r["e164"]: r for r in rows(engine)}
+    assert by_number["+14150005553"]["cost_amount"] == Decimal("2.50")
+    assert by_number["+14150005553"]["raw_digest"] == record_digest(changed[3], 1)
+    assert by_number["+14150005559"]["removed_at"] == T2
+
+
+def test_a_new_normalizer_version_normalizes_every_element_again(
+    engine: Engine, sync_body: Loader
+) -> None:
+    """Bumping NORMALIZER_VERSION invalidates every stored digest; rows stay unwritten."""
+    body = listing_body(*(element(14150005550 + i) for i in range(5)))
+    sync_body(body, T1)
+    before = rows(engine)
+    counting = CountingSpec(version=2)
+
+    result = sync_body(body, T2, counting.spec)
+
+    assert counting.calls == 5
+    assert result.unchanged == 5
+    # Attributes equal, so no row is rewritten: the stored digests stay those of version 1.
+    assert rows(engine) == before
+
+
+def test_identical_elements_twice_keep_the_first_and_reject_the_copy(
+    engine: Engine, sync_body: Loader
+) -> None:
+    """A repeated unchanged element is a duplicate rejection with its number and raw."""
+    first = element(14150005550)
+    sync_body(listing_body(first, element(14150005551)), T1)
+
+    result = sync_body(listing_body(first, element(14150005551), first), T2)
+
+    assert (result.unchanged, result.rejected) == (2, 1)
+    with engine.connect() as conn:
+        rejected = conn.execute(text("SELECT e164, reason, record FROM rejected_records")).one()
+    assert rejected.e164 == "+14150005550"
+    assert rejected.reason == "duplicate"
+    assert rejected.record["number"] == 14150005550
+
+
+def test_a_changed_copy_after_an_unchanged_one_is_the_duplicate(
+    engine: Engine, sync_body: Loader
+) -> None:
+    """First copy wins by position, whether it was skipped or normalized."""
+    sync_body(listing_body(element(14150005550)), T1)
+
+    result = sync_body(listing_body(element(14150005550), element(14150005550, "9.99")), T2)
+
+    assert (result.updated, result.unchanged, result.rejected) == (0, 1, 1)
+    assert rows(engine)[0]["cost_amount"] == Decimal("1.25")
+
+
+def test_an_unchanged_copy_after_a_changed_one_is_the_duplicate(
+    engine: Engine, sync_body: Loader
+) -> None:
+    """The changed first copy is loaded; the later unchanged copy is rejected."""
+    sync_body(listing_body(element(14150005550)), T1)
+
+    result = sync_body(listing_body(element(14150005550, "9.99"), element(14150005550)), T2)
+
+    assert (result.updated, result.unchanged, result.rejected) == (1, 0, 1)
+    assert rows(engine)[0]["cost_amount"] == Decimal("9.99")
+
+
+def test_an_unknown_digest_fails_the_load_and_changes_nothing(engine: Engine) -> None:
+    """An Unchanged item matching no active row raises DigestMismatch; nothing is written."""
+    run_id = start_run(engine, trigger="manual", started_at=T1)
+
+    def items() -> Iterator[LoadItem]:
+        yield Unchanged(record_digest(b"{}", 1))
+
+    with pytest.raises(DigestMismatch, match="1 of 1 elements"), engine.begin() as conn:
+        load_listing(
+            conn,
+            items(),
+            run_id=run_id,
+            source="sinch",
+            account_id=ACCOUNT,
+            run_at=T1,
+            max_removal_fraction=Decimal("0.5"),
+        )
+    assert rows(engine) == []
+
+
+def test_removed_rows_are_not_known(engine: Engine, sync_body: Loader) -> None:
+    """A number that was removed is normalized again when it reappears (and restored)."""
+    sync_body(listing_body(element(14150005550), element(14150005551)), T1)
+    sync_body(listing_body(element(14150005551)), T2)
+    with engine.connect() as conn:
+        known = fetch_active_digests(conn, source="sinch", account_id=ACCOUNT)
+    assert record_digest(element(14150005550), 1) not in known
+    assert record_digest(element(14150005551), 1) in known
+
+    result = sync_body(listing_body(element(14150005550), element(14150005551)), T3)
+
+    assert (result.updated, result.unchanged) == (1, 1)
+    assert all(r["removed_at"] is None for r in rows(engine))
+
+
+def test_rows_stored_without_a_digest_get_it_without_a_new_version(
+    engine: Engine, sync_body: Loader
+) -> None:
+    """Rows from before migration 0002 are normalized once more and given their digest."""
+    body = listing_body(element(14150005550), element(14150005551))
+    sync_body(body, T1)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE phone_numbers SET raw_digest = NULL"))
+
+    result = sync_body(body, T2)
+
+    assert result.unchanged == 2
+    assert [r["raw_digest"] for r in rows(engine)] == [
+        record_digest(element(14150005550), 1),
+        record_digest(element(14150005551), 1),
+    ]
+    assert {r["updated_at"] for r in rows(engine)} == {T1}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM phone_number_versions")).scalar() == 2
