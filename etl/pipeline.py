@@ -33,7 +33,7 @@ from etl.logs import log_context
 from etl.settings import Settings
 from etl.sources import SOURCES, Extractor, SourceSpec
 from etl.transform import LoadItem, NumberRow, Unchanged
-from etl.transform.digest import DigestSet, record_digest
+from etl.transform.digest import DigestSet
 
 log = logging.getLogger(__name__)
 
@@ -264,12 +264,10 @@ def normalize_new_elements(
     spec: SourceSpec, listing: Listing, known: DigestSet, *, account_id: str
 ) -> Iterator[LoadItem]:
     """Each element normalized, or `Unchanged` when its digest is in `known` (not even decoded)."""
-    version = spec.normalizer_version
     normalize = spec.normalize
     decode = listing.decode
-    for element in listing.elements:
-        digest = record_digest(element, version)
-        if digest in known:
+    for element, digest, seen in known.digest_elements(listing.elements, spec.normalizer_version):
+        if seen:
             yield Unchanged(digest)
             continue
         item = normalize(decode(element), account_id=account_id)

