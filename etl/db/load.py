@@ -51,11 +51,8 @@ DIFF_TABLE = "_numbers_diff"
 GONE_TABLE = "_numbers_gone"
 SAME_TABLE = "_numbers_same"  # unchanged elements: ordinal and the e164 of their row
 DUPS_TABLE = "_numbers_dups"
-# Planner settings of one load (SET LOCAL, this transaction only): memory for the hash
-# joins and aggregates, and random reads priced as what they are on a cached table, so
-# that closing 10,000 versions among 1,000,000 probes an index instead of scanning them
-# all (2.2 -> ~0.6 s at a million numbers).
-LOAD_SETTINGS = {"work_mem": "256MB", "random_page_cost": "1.1"}
+# Memory for the hash joins and aggregates of one load (SET LOCAL, this transaction only).
+LOAD_WORK_MEM = "256MB"
 # ANALYZE the target tables after writing more rows than this (or 10% of the account).
 ANALYZE_MIN_ROWS = 10_000
 
@@ -261,7 +258,8 @@ def load_listing(
         "run_id": run_id,
         "run_at": run_at,
     }
-    previous = {name: _set_local(conn, name, value) for name, value in LOAD_SETTINGS.items()}
+    work_mem = conn.execute(text("SELECT current_setting('work_mem')")).scalar_one()
+    _set_work_mem(conn, LOAD_WORK_MEM)
     create_stage_table(conn)
     for table, columns in (
         (DIFF_TABLE, "ord int8, e164 text, kind text"),
@@ -330,8 +328,7 @@ def load_listing(
     conn.execute(
         text(f"DROP TABLE {STAGE_TABLE}, {DIFF_TABLE}, {GONE_TABLE}, {SAME_TABLE}, {DUPS_TABLE}")
     )
-    for name, value in previous.items():
-        _set_local(conn, name, value)
+    _set_work_mem(conn, work_mem)
     return LoadResult(
         fetched=staged.fetched,
         inserted=inserted,
@@ -342,11 +339,9 @@ def load_listing(
     )
 
 
-def _set_local(conn: Connection, name: str, value: str) -> str:
-    """SET LOCAL (for the rest of this transaction only); returns the previous value."""
-    previous = conn.execute(text("SELECT current_setting(:name)"), {"name": name}).scalar_one()
-    conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
-    return str(previous)
+def _set_work_mem(conn: Connection, value: str) -> None:
+    """SET LOCAL work_mem: for the rest of this transaction only."""
+    conn.execute(text("SELECT set_config('work_mem', :value, true)"), {"value": value})
 
 
 def _check_removal_guard(
