@@ -33,7 +33,7 @@ from etl.logs import log_context
 from etl.settings import Settings
 from etl.sources import SOURCES, Extractor, SourceSpec
 from etl.transform import LoadItem, NumberRow, Unchanged
-from etl.transform.digest import DigestSet
+from etl.transform.digest import KNOWN_AGAIN, DigestSet
 
 log = logging.getLogger(__name__)
 
@@ -266,9 +266,9 @@ def normalize_new_elements(
     """Each element normalized, or `Unchanged` when its digest is in `known` (not even decoded)."""
     normalize = spec.normalize
     decode = listing.decode
-    for element, digest, seen in known.digest_elements(listing.elements, spec.normalizer_version):
-        if seen:
-            yield Unchanged(digest)
+    for element, digest, state in known.digest_elements(listing.elements, spec.normalizer_version):
+        if state:  # KNOWN or KNOWN_AGAIN
+            yield Unchanged(digest, state == KNOWN_AGAIN)
             continue
         item = normalize(decode(element), account_id=account_id)
         if type(item) is NumberRow:

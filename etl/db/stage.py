@@ -261,6 +261,7 @@ class StagedCounts:
     fetched: int
     rejections: int
     unchanged: int = 0
+    repeated: int = 0  # unchanged items whose digest an earlier one had
 
 
 def create_stage_table(conn: Connection) -> None:
@@ -285,7 +286,7 @@ def stage_listing(
     account is a programmer error (ValueError).
     """
     driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
-    fetched = rejections = unchanged = 0
+    fetched = rejections = unchanged = repeated = 0
     statement = f"COPY {STAGE_TABLE} ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
     pack_unchanged = _UNCHANGED_HEAD.pack
     ncols = len(STAGE_COLUMNS)
@@ -300,6 +301,7 @@ def stage_listing(
                 fetched += 1
                 if isinstance(item, Unchanged):
                     unchanged += 1
+                    repeated += item.repeated
                     pending += pack_unchanged(ncols, 8, fetched, 16, item.digest)
                     pending += _UNCHANGED_TAIL
                     if len(pending) > _UNCHANGED_FLUSH:
@@ -328,4 +330,6 @@ def stage_listing(
                 copy.write_row((*row[:-1], to_json_text_lenient(row[-1])))
             if pending:
                 copy.write(pending)
-    return StagedCounts(fetched=fetched, rejections=rejections, unchanged=unchanged)
+    return StagedCounts(
+        fetched=fetched, rejections=rejections, unchanged=unchanged, repeated=repeated
+    )

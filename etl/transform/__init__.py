@@ -98,9 +98,12 @@ class Unchanged:
     """A listing element whose exact text an active row was normalized from (same digest).
 
     It is not normalized again; the loader confirms the digest and keeps the row as it is.
+    `repeated` says an earlier element of the listing had the same digest (the loader
+    then looks for duplicates among unchanged elements too).
     """
 
     digest: bytes
+    repeated: bool = False
 
 
 NormalizedItem = NumberRow | Rejection

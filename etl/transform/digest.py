@@ -26,6 +26,7 @@ import xxhash
 _xxh3_128 = xxhash.xxh3_128_digest
 _xxh3_128_int = xxhash.xxh3_128_intdigest
 _LOW_64 = (1 << 64) - 1
+NEW, KNOWN, KNOWN_AGAIN = 0, 1, 2  # what digest_elements says of an element
 _BUCKET_SHIFT = 48
 _BUCKETS = range((1 << (64 - _BUCKET_SHIFT)) + 1)
 
@@ -86,24 +87,32 @@ class DigestSet:
 
     def digest_elements(
         self, elements: Iterable[bytes], normalizer_version: int
-    ) -> Iterator[tuple[bytes, bytes, bool]]:
-        """(element, its digest, whether the digest is known) for each element.
+    ) -> Iterator[tuple[bytes, bytes, int]]:
+        """(element, its digest, NEW, KNOWN or KNOWN_AGAIN) for each element.
 
-        The lookup of `__contains__`, inlined on the digest as an integer: 1.3 µs an
-        element at a million keys, digest included, against 3.2 µs through `in`.
+        KNOWN_AGAIN: a known digest that an earlier element of these had too (or,
+        rarely, another stored digest with the same half). The lookup of
+        `__contains__`, inlined on the digest as an integer: 1.3 µs an element at a
+        million keys, digest included, against 3.2 µs through `in`.
 
         >>> known = DigestSet.from_digests([record_digest(b"1", 1)], half=0)
-        >>> [(e, d == record_digest(e, 1), k) for e, d, k in known.digest_elements([b"1", b"2"], 1)]
-        [(b'1', True, True), (b'2', True, False)]
+        >>> [k for _, _, k in known.digest_elements([b"1", b"2", b"1"], 1)]
+        [1, 0, 2]
         """
         keys, buckets, low_half = self._keys, self._buckets, self._start == 8
+        hits = bytearray(len(keys))  # 1 where a key was found once already
         for element in elements:
             value = _xxh3_128_int(element, normalizer_version)
             key = value & _LOW_64 if low_half else value >> 64
             bucket = key >> _BUCKET_SHIFT
             end = buckets[bucket + 1]
             i = bisect_left(keys, key, buckets[bucket], end)
-            yield element, value.to_bytes(16, "big"), i < end and keys[i] == key
+            if i < end and keys[i] == key:
+                state = KNOWN_AGAIN if hits[i] else KNOWN
+                hits[i] = 1
+            else:
+                state = NEW
+            yield element, value.to_bytes(16, "big"), state
 
 
 EMPTY = DigestSet(array("Q"), half=0)
