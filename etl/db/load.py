@@ -50,7 +50,7 @@ from etl.transform.digest import DigestSet
 
 DIFF_TABLE = "_numbers_diff"
 GONE_TABLE = "_numbers_gone"
-SAME_TABLE = "_numbers_same"  # unchanged elements: ordinal and the e164 of their row
+SAME_TABLE = "_numbers_same"  # unchanged elements that may be duplicates: ordinal, e164
 DUPS_TABLE = "_numbers_dups"
 # Memory for the hash joins and aggregates of one load (SET LOCAL, this transaction only).
 LOAD_WORK_MEM = "256MB"
@@ -60,7 +60,6 @@ ANALYZE_MIN_ROWS = 10_000
 _ATTRS = ", ".join(ATTRIBUTE_COLUMNS)
 _S_ATTRS = ", ".join(f"s.{c}" for c in ATTRIBUTE_COLUMNS)
 _P_ATTRS = ", ".join(f"p.{c}" for c in ATTRIBUTE_COLUMNS)
-_SET_ATTRS = ", ".join(f"{c} = EXCLUDED.{c}" for c in ATTRIBUTE_COLUMNS)
 _KEY = "p.source = :source AND p.account_id = :account_id"
 _VKEY = "v.source = :source AND v.account_id = :account_id"
 
@@ -69,6 +68,8 @@ _NORMALIZED = "s.reason IS NULL AND s.e164 IS NOT NULL"
 
 # One pass over the account's active rows: match each unchanged element to the row with
 # its digest (giving its e164), and find the rows that nothing in the listing names.
+# Unchanged elements go to SAME_TABLE only if they can be duplicates: {same} keeps
+# every one when an element repeats, else only those whose e164 a normalized one has.
 _MATCH_UNCHANGED_AND_FIND_GONE = f"""
 WITH joined AS MATERIALIZED (
     SELECT u.ord, a.e164, a.raw_digest IS NULL AS without_digest
@@ -82,7 +83,7 @@ WITH joined AS MATERIALIZED (
     ) AS a ON a.raw_digest = u.raw_digest
 ), same AS (
     INSERT INTO {SAME_TABLE} (ord, e164)
-    SELECT j.ord, j.e164 FROM joined AS j WHERE j.ord IS NOT NULL AND j.e164 IS NOT NULL
+    SELECT j.ord, j.e164 FROM joined AS j WHERE j.ord IS NOT NULL AND j.e164 IS NOT NULL {{same}}
 ), gone AS (
     INSERT INTO {GONE_TABLE} (e164)
     SELECT j.e164 FROM joined AS j
@@ -100,22 +101,20 @@ _COUNT_ACTIVE = f"""
 SELECT count(*) FROM phone_numbers AS p WHERE {_KEY} AND p.removed_at IS NULL
 """
 
-# Every later copy of an e164, among normalized and unchanged elements alike. {same} is
-# every unchanged element, or (when no unchanged element repeats, so that they cannot
-# duplicate one another) only those whose e164 a normalized element also has.
+# Every later copy of an e164, among normalized and unchanged elements alike.
 _FIND_DUPLICATES = f"""
 INSERT INTO {DUPS_TABLE} (ord, e164)
 WITH listed AS (
     SELECT s.ord, s.e164 FROM {STAGE_TABLE} AS s WHERE {_NORMALIZED}
     UNION ALL
-    SELECT m.ord, m.e164 FROM {SAME_TABLE} AS m {{same}}
+    SELECT m.ord, m.e164 FROM {SAME_TABLE} AS m
 )
 SELECT l.ord, l.e164 FROM listed AS l
 JOIN (SELECT e164, min(ord) AS first_ord FROM listed GROUP BY e164 HAVING count(*) > 1) AS k
   ON k.e164 = l.e164 AND l.ord > k.first_ord
 """
 _SAME_NAMED_BY_NORMALIZED = (
-    f"WHERE m.e164 IN (SELECT s.e164 FROM {STAGE_TABLE} AS s WHERE {_NORMALIZED})"
+    f"AND j.e164 IN (SELECT s.e164 FROM {STAGE_TABLE} AS s WHERE {_NORMALIZED})"
 )
 _MARK_DUPLICATES = f"""
 UPDATE {STAGE_TABLE} AS s SET reason = 'duplicate'
@@ -165,25 +164,36 @@ WHERE {_VKEY} AND v.e164 = d.e164 AND v.valid_to IS NULL AND d.kind <> 'i'
 # Write the kept rows and open a version for each. New numbers are plain INSERTs
 # (cheaper than a speculative insertion); changed and reappearing numbers go
 # through ON CONFLICT DO UPDATE. {rows} selects the staged rows to write.
-_WRITE_AND_OPEN_VERSIONS = f"""
+# Each written row gets a new open version, in the same statement.
+_OPEN_VERSIONS = f"""
+INSERT INTO phone_number_versions (source, account_id, e164, {_ATTRS}, valid_from, run_id)
+SELECT :source, :account_id, p.e164, {_P_ATTRS}, :run_at, :run_id FROM written AS p
+"""
+# New numbers; {rows} selects the staged rows to insert.
+_INSERT_NEW = f"""
 WITH written AS (
     INSERT INTO phone_numbers AS p (source, account_id, e164, {_ATTRS}, first_seen_at,
                                     updated_at, removed_at, raw, raw_digest, last_run_id)
     SELECT :source, :account_id, s.e164, {_S_ATTRS},
            :run_at, :run_at, NULL, s.raw, s.raw_digest, :run_id
     FROM {{rows}}
-    {{on_conflict}}
     RETURNING p.e164, {_P_ATTRS}
 )
-INSERT INTO phone_number_versions (source, account_id, e164, {_ATTRS}, valid_from, run_id)
-SELECT :source, :account_id, p.e164, {_P_ATTRS}, :run_at, :run_id FROM written AS p
-"""
-_ON_CONFLICT_UPDATE = f"""ON CONFLICT (source, account_id, e164) DO UPDATE
-    SET {_SET_ATTRS}, updated_at = EXCLUDED.updated_at, removed_at = NULL,
-        raw = EXCLUDED.raw, raw_digest = EXCLUDED.raw_digest, last_run_id = EXCLUDED.last_run_id"""
+{_OPEN_VERSIONS}"""
 _ALL_VALID_ROWS = f"{STAGE_TABLE} AS s WHERE {_NORMALIZED}"
 _NEW_ROWS = f"{STAGE_TABLE} AS s JOIN {DIFF_TABLE} AS d ON d.ord = s.ord WHERE d.kind = 'i'"
-_CHANGED_ROWS = f"{STAGE_TABLE} AS s JOIN {DIFF_TABLE} AS d ON d.ord = s.ord WHERE d.kind <> 'i'"
+# Changed and reappearing numbers: a plain UPDATE by key (an upsert would first try, and
+# fail, to insert each one: 0.9 s against 0.3 s for 10,000 rows among a million).
+_UPDATE_CHANGED = f"""
+WITH written AS (
+    UPDATE phone_numbers AS p
+    SET ({_ATTRS}, updated_at, removed_at, raw, raw_digest, last_run_id)
+      = ({_S_ATTRS}, :run_at, NULL, s.raw, s.raw_digest, :run_id)
+    FROM {STAGE_TABLE} AS s JOIN {DIFF_TABLE} AS d ON d.ord = s.ord
+    WHERE d.kind <> 'i' AND {_KEY} AND p.e164 = s.e164
+    RETURNING p.e164, {_P_ATTRS}
+)
+{_OPEN_VERSIONS}"""
 
 # Rows stored before raw_digest existed, whose attributes did not change: record the digest.
 _FILL_MISSING_DIGESTS = f"""
@@ -290,8 +300,9 @@ def load_listing(
 
     staged = stage_listing(conn, items, source=source, account_id=account_id)
     conn.execute(text(f"ANALYZE {STAGE_TABLE} (ord, e164, reason)"))  # what the joins use
+    same = "" if staged.repeated else _SAME_NAMED_BY_NORMALIZED
     mismatched, active, without_digest, removed = conn.execute(
-        text(_MATCH_UNCHANGED_AND_FIND_GONE), params
+        text(_MATCH_UNCHANGED_AND_FIND_GONE.format(same=same)), params
     ).one()
     if mismatched:
         raise DigestMismatch(
@@ -305,10 +316,7 @@ def load_listing(
         active = conn.execute(text(_COUNT_ACTIVE), params).scalar_one()
     duplicates = 0
     if staged.fetched - staged.unchanged - staged.rejections or staged.repeated:
-        if staged.unchanged:
-            conn.execute(text(f"ANALYZE {SAME_TABLE}"))
-        same = "" if staged.repeated else _SAME_NAMED_BY_NORMALIZED
-        duplicates = conn.execute(text(_FIND_DUPLICATES.format(same=same))).rowcount
+        duplicates = conn.execute(text(_FIND_DUPLICATES)).rowcount
     if duplicates:
         conn.execute(text(_MARK_DUPLICATES))
         if staged.unchanged:
@@ -336,12 +344,9 @@ def load_listing(
             conn.execute(text(_CLOSE_CHANGED_VERSIONS), params)
     if inserted:
         rows = _ALL_VALID_ROWS if inserted == valid else _NEW_ROWS
-        conn.execute(text(_WRITE_AND_OPEN_VERSIONS.format(rows=rows, on_conflict="")), params)
+        conn.execute(text(_INSERT_NEW.format(rows=rows)), params)
     if changed or reappeared:
-        statement = _WRITE_AND_OPEN_VERSIONS.format(
-            rows=_CHANGED_ROWS, on_conflict=_ON_CONFLICT_UPDATE
-        )
-        conn.execute(text(statement), params)
+        conn.execute(text(_UPDATE_CHANGED), params)
     if without_digest:
         conn.execute(text(_FILL_MISSING_DIGESTS), params)
     if removed:
