@@ -32,8 +32,8 @@ from etl.http import EtlSession, build_session
 from etl.logs import log_context
 from etl.settings import Settings
 from etl.sources import SOURCES, Extractor, SourceSpec
-from etl.transform import LoadItem, NumberRow, Unchanged
-from etl.transform.digest import KNOWN_AGAIN, DigestSet
+from etl.transform import LoadItem, NormalizedItem, NumberRow
+from etl.transform.digest import DigestSet
 
 log = logging.getLogger(__name__)
 
@@ -266,14 +266,14 @@ def normalize_new_elements(
     """Each element normalized, or `Unchanged` when its digest is in `known` (not even decoded)."""
     normalize = spec.normalize
     decode = listing.decode
-    for element, digest, state in known.digest_elements(listing.elements, spec.normalizer_version):
-        if state:  # KNOWN or KNOWN_AGAIN
-            yield Unchanged(digest, state == KNOWN_AGAIN)
-            continue
+
+    def normalize_new(element: bytes, digest: bytes) -> NormalizedItem:
         item = normalize(decode(element), account_id=account_id)
         if type(item) is NumberRow:
             item.raw_digest = digest
-        yield item
+        return item
+
+    return known.sort_out(listing.elements, spec.normalizer_version, normalize_new)
 
 
 def _text_or_none(value: object) -> str | None:
