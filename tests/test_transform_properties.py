@@ -164,8 +164,10 @@ def mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.Sear
 
 
 moments = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1))
-offsets = st.timedeltas(
-    min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+# ISO 8601 and RFC 3339 offsets are whole minutes. (Python also writes offsets of seconds
+# and microseconds, "+00:00:00.000001", which fromisoformat reads back without them.)
+offsets = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
+    lambda minutes: timedelta(minutes=minutes)
 )
 good_timestamps = st.one_of(
     moments.map(datetime.isoformat),
