@@ -273,7 +273,7 @@ def normalize_new_elements(
             item.raw_digest = digest
         return item
 
-    return known.sort_out(listing.elements, spec.normalizer_version, normalize_new)
+    return known.sort_out(listing.elements, spec.digest_seed, normalize_new)
 
 
 def _text_or_none(value: object) -> str | None:

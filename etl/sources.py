@@ -19,6 +19,7 @@ from etl.extract.pingram import PingramExtractor, parse_pingram_listing
 from etl.extract.sinch import SinchExtractor, parse_sinch_listing
 from etl.settings import Settings
 from etl.transform import NormalizedItem, pingram, sinch
+from etl.transform.digest import digest_seed
 from etl.transform.pingram import normalize_pingram_record
 from etl.transform.sinch import normalize_sinch_record
 
@@ -43,7 +44,7 @@ class SourceSpec:
     extractor: Callable[[Settings, requests.Session], Extractor]
     parse_listing: Callable[..., Listing]  # (body: BinaryIO, *, account_id: str) -> Listing
     normalize: Callable[..., NormalizedItem]  # (record, *, account_id: str) -> row | rejection
-    normalizer_version: int  # seeds the element digests (etl.transform.digest)
+    digest_seed: int  # of the element digests: digest_seed(name, NORMALIZER_VERSION)
 
 
 SOURCES: dict[str, SourceSpec] = {
@@ -52,13 +53,13 @@ SOURCES: dict[str, SourceSpec] = {
         SinchExtractor,
         parse_sinch_listing,
         normalize_sinch_record,
-        sinch.NORMALIZER_VERSION,
+        digest_seed("sinch", sinch.NORMALIZER_VERSION),
     ),
     "pingram": SourceSpec(
         "pingram",
         PingramExtractor,
         parse_pingram_listing,
         normalize_pingram_record,
-        pingram.NORMALIZER_VERSION,
+        digest_seed("pingram", pingram.NORMALIZER_VERSION),
     ),
 }

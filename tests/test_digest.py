@@ -23,12 +23,13 @@ from etl.extract.sinch import parse_sinch_listing
 from etl.pipeline import normalize_new_elements
 from etl.sources import SOURCES, SourceSpec
 from etl.transform import LoadItem, NumberRow, Unchanged
-from etl.transform.digest import EMPTY, DigestSet, record_digest
+from etl.transform.digest import EMPTY, DigestSet, digest_seed, record_digest
 
 T1 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 T2 = datetime(2026, 11, 1, 11, 0, tzinfo=UTC)
 T3 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ACCOUNT = "8888123"
+SEED = SOURCES["sinch"].digest_seed
 
 
 def element(number: int, amount: str = "1.25", city: str = "X") -> bytes:
@@ -55,7 +56,7 @@ class CountingSpec:
             return real.normalize(record, **kw)
 
         self.spec: SourceSpec = dataclasses.replace(
-            real, normalize=normalize, normalizer_version=version
+            real, normalize=normalize, digest_seed=digest_seed("sinch", version)
         )
 
 
@@ -101,9 +102,9 @@ def rows(engine: Engine) -> list[dict[str, Any]]:
 
 def test_digest_depends_on_the_text_and_the_normalizer_version() -> None:
     """Same text, same version: same digest; a byte or the version changes it."""
-    assert record_digest(element(14150005550), 1) == record_digest(element(14150005550), 1)
-    assert record_digest(element(14150005550), 1) != record_digest(element(14150005551), 1)
-    assert record_digest(element(14150005550), 1) != record_digest(element(14150005550), 2)
+    assert record_digest(element(14150005550), SEED) == record_digest(element(14150005550), SEED)
+    assert record_digest(element(14150005550), SEED) != record_digest(element(14150005551), SEED)
+    assert record_digest(element(14150005550), SEED) != record_digest(element(14150005550), 2)
     assert len(record_digest(b"{}", 1)) == 16
 
 
@@ -122,15 +123,15 @@ def test_known_elements_are_not_normalized() -> None:
     """normalize_new_elements: a known digest gives Unchanged; a new one a row carrying it."""
     counting = CountingSpec()
     old, new = element(14150005550), element(14150005551)
-    known = DigestSet.from_digests([record_digest(old, 1)], half=0)
+    known = DigestSet.from_digests([record_digest(old, SEED)], half=0)
     listing = parse_sinch_listing(io.BytesIO(listing_body(old, new)), account_id=ACCOUNT)
 
     items = list(normalize_new_elements(counting.spec, listing, known, account_id=ACCOUNT))
 
     assert counting.calls == 1
-    assert items[0] == Unchanged(record_digest(old, 1))
+    assert items[0] == Unchanged(record_digest(old, SEED))
     assert isinstance(items[1], NumberRow)
-    assert (items[1].e164, items[1].raw_digest) == ("+14150005551", record_digest(new, 1))
+    assert (items[1].e164, items[1].raw_digest) == ("+14150005551", record_digest(new, SEED))
 
 
 def test_second_load_of_the_same_body_normalizes_nothing_and_writes_nothing(
@@ -169,7 +170,7 @@ def test_only_changed_elements_are_normalized_and_absent_ones_removed(
     )
     by_number = {r["e164"]: r for r in rows(engine)}
     assert by_number["+14150005553"]["cost_amount"] == Decimal("2.50")
-    assert by_number["+14150005553"]["raw_digest"] == record_digest(changed[3], 1)
+    assert by_number["+14150005553"]["raw_digest"] == record_digest(changed[3], SEED)
     assert by_number["+14150005559"]["removed_at"] == T2
 
 
@@ -257,8 +258,8 @@ def test_removed_rows_are_not_known(engine: Engine, sync_body: Loader) -> None:
     sync_body(listing_body(element(14150005551)), T2)
     with engine.connect() as conn:
         known = fetch_active_digests(conn, source="sinch", account_id=ACCOUNT)
-    assert record_digest(element(14150005550), 1) not in known
-    assert record_digest(element(14150005551), 1) in known
+    assert record_digest(element(14150005550), SEED) not in known
+    assert record_digest(element(14150005551), SEED) in known
 
     result = sync_body(listing_body(element(14150005550), element(14150005551)), T3)
 
@@ -266,22 +267,18 @@ def test_removed_rows_are_not_known(engine: Engine, sync_body: Loader) -> None:
     assert all(r["removed_at"] is None for r in rows(engine))
 
 
-def test_rows_stored_without_a_digest_get_it_without_a_new_version(
+def test_rows_without_a_digest_are_normalized_and_not_rewritten(
     engine: Engine, sync_body: Loader
 ) -> None:
-    """Rows from before migration 0002 are normalized once more and given their digest."""
+    """Rows loaded before migration 0002 (no digest): every element is normalized, no write."""
     body = listing_body(element(14150005550), element(14150005551))
     sync_body(body, T1)
     with engine.begin() as conn:
         conn.execute(text("UPDATE phone_numbers SET raw_digest = NULL"))
+    before = rows(engine)
+    counting = CountingSpec()
 
-    result = sync_body(body, T2)
+    result = sync_body(body, T2, counting.spec)
 
-    assert result.unchanged == 2
-    assert [r["raw_digest"] for r in rows(engine)] == [
-        record_digest(element(14150005550), 1),
-        record_digest(element(14150005551), 1),
-    ]
-    assert {r["updated_at"] for r in rows(engine)} == {T1}
-    with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM phone_number_versions")).scalar() == 2
+    assert (counting.calls, result.unchanged) == (2, 2)
+    assert rows(engine) == before

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etl.errors import MalformedResponse
+from etl.extract import _json
 from etl.extract._json import parse_array, parse_object_array
 from etl.transform import RawRecord
 
@@ -188,3 +189,37 @@ def test_a_batch_the_fast_splitter_refuses_is_split_one_by_one() -> None:
     records = list(parse_array(io.BytesIO(body), source="s", account_id="a").records)
 
     assert records == [{"a": "\ud800"}, {"b": 123456789012345678901234567890}, {"c": 1}]
+
+
+def test_deep_nesting_after_a_batch_is_a_malformed_response() -> None:
+    """Nesting too deep for either decoder is MalformedResponse, also where a batch is tried."""
+    body = b'[{"x":1},' + b'{"a":' * 1000 + b"1" + b"}" * 1000 + b',{"b":1}]'
+
+    with pytest.raises(MalformedResponse, match="RecursionError"):
+        list(parse_array(io.BytesIO(body), source="s", account_id="a").elements)
+
+
+@pytest.mark.parametrize("separator", [",", ",\n  "])
+def test_elements_with_nested_objects_are_split_in_batches(separator: str) -> None:
+    """Elements holding several inner objects ("}," inside) still split a buffer at a time.
+
+    Counted by msgspec calls: about one per 64 KiB read, not one per element.
+    """
+    element = '{"number":1,"money":{"amount":"1.00"},"sms":{"a":1},"voice":{"b":2},"x":{"y":3}}'
+    body = ("[" + separator.join([element] * 5000) + "]").encode()
+    calls = 0
+    split = _json._SPLIT
+
+    def counting(text: str) -> Any:
+        nonlocal calls
+        calls += 1
+        return split(text)
+
+    _json._SPLIT = counting
+    try:
+        elements = list(parse_array(io.BytesIO(body), source="s", account_id="a").elements)
+    finally:
+        _json._SPLIT = split
+
+    assert elements == [element.encode()] * 5000
+    assert calls < len(body) / 65536 * 6

@@ -49,7 +49,7 @@ def empty_engine(pg_server_url: str) -> Iterator[Engine]:
 
 
 def test_upgrade_on_an_empty_database(empty_engine: Engine) -> None:
-    """upgrade_to_head creates every table and view of the contract and records the head revision."""
+    """upgrade_to_head creates every table and view of the contract; records the head revision."""
     assert current_revision(empty_engine) is None
 
     upgrade_to_head(empty_engine)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from etl.transform import NumberRow, Rejection
 from etl.transform.fields import (
+    FieldError,
     country_for_e164,
     country_for_e164_reference,
     parse_utc,
@@ -164,11 +165,14 @@ def mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.Sear
 
 
 moments = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1))
-# ISO 8601 and RFC 3339 offsets are whole minutes. (Python also writes offsets of seconds
-# and microseconds, "+00:00:00.000001", which fromisoformat reads back without them.)
+# ISO 8601 and RFC 3339 offsets are whole minutes; Python also writes offsets with
+# seconds ("+00:00:00.000001"), which parse_utc refuses.
 offsets = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
     lambda minutes: timedelta(minutes=minutes)
 )
+offsets_with_seconds = st.timedeltas(
+    min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+).filter(lambda offset: offset % timedelta(minutes=1) != timedelta(0))
 good_timestamps = st.one_of(
     moments.map(datetime.isoformat),
     st.builds(lambda moment, offset: moment.replace(tzinfo=timezone(offset)), moments, offsets).map(
@@ -401,6 +405,15 @@ def test_timestamps_with_offsets_are_the_same_instant_in_utc(
     parsed = parse_utc(aware.isoformat())
     assert parsed == aware
     assert parsed.tzinfo is UTC
+
+
+@given(moment=moments, offset=offsets_with_seconds)
+def test_timestamps_with_offsets_of_seconds_are_refused(
+    moment: datetime, offset: timedelta
+) -> None:
+    """An offset with seconds (not ISO 8601) is refused, not read without its fraction."""
+    with pytest.raises(FieldError, match="not an ISO 8601 timestamp"):
+        parse_utc(moment.replace(tzinfo=timezone(offset)).isoformat())
 
 
 @given(moment=moments)

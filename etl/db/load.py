@@ -17,15 +17,13 @@ transaction and never commits, so a listing is loaded entirely or not at all:
    only new, changed (any attribute IS DISTINCT FROM) and reappearing numbers
    are kept; unchanged rows are never written (no new tuple, same xmin);
 6. history: the open versions of changed numbers are closed at `run_at`;
-7. upsert: new numbers are inserted, changed and reappearing ones upserted with
-   INSERT ... ON CONFLICT DO UPDATE, and each gets a new open version in the
-   same statement;
+7. write: new numbers are inserted, changed and reappearing ones updated by
+   key, each with its element's digest, and each gets a new open version in
+   the same statement;
 8. removals: absent active numbers get `removed_at = run_at` and their open
    version is closed.
 
 Every timestamp written is `run_at`; nothing reads the database clock.
-Rows stored before `raw_digest` existed get their digest the first time their
-listing is loaded again (the one write of a row whose attributes did not change).
 `cost_amount` equality is numeric equality, so `0.1` → `0.10` is not a change.
 """
 
@@ -63,7 +61,8 @@ _P_ATTRS = ", ".join(f"p.{c}" for c in ATTRIBUTE_COLUMNS)
 _KEY = "p.source = :source AND p.account_id = :account_id"
 _VKEY = "v.source = :source AND v.account_id = :account_id"
 
-# Staged rows that were normalized and not rejected (Unchanged ones have no e164 here).
+# Staged rows that were normalized and not rejected. A staged Unchanged element is the
+# other kind of valid row: no e164 and no reason, only its digest.
 _NORMALIZED = "s.reason IS NULL AND s.e164 IS NOT NULL"
 
 # One pass over the account's active rows: match each unchanged element to the row with
@@ -72,7 +71,7 @@ _NORMALIZED = "s.reason IS NULL AND s.e164 IS NOT NULL"
 # every one when an element repeats, else only those whose e164 a normalized one has.
 _MATCH_UNCHANGED_AND_FIND_GONE = f"""
 WITH joined AS MATERIALIZED (
-    SELECT u.ord, a.e164, a.raw_digest IS NULL AS without_digest
+    SELECT u.ord, a.e164
     FROM (
         SELECT s.ord, s.raw_digest FROM {STAGE_TABLE} AS s
         WHERE s.e164 IS NULL AND s.reason IS NULL
@@ -92,7 +91,6 @@ WITH joined AS MATERIALIZED (
 )
 SELECT count(*) FILTER (WHERE j.ord IS NOT NULL AND j.e164 IS NULL) AS mismatched,
        count(*) FILTER (WHERE j.e164 IS NOT NULL) AS active,
-       count(*) FILTER (WHERE j.without_digest) AS without_digest,
        (SELECT count(*) FROM gone) AS removed
 FROM joined AS j
 """
@@ -161,10 +159,8 @@ FROM {DIFF_TABLE} AS d
 WHERE {_VKEY} AND v.e164 = d.e164 AND v.valid_to IS NULL AND d.kind <> 'i'
 """
 
-# Write the kept rows and open a version for each. New numbers are plain INSERTs
-# (cheaper than a speculative insertion); changed and reappearing numbers go
-# through ON CONFLICT DO UPDATE. {rows} selects the staged rows to write.
-# Each written row gets a new open version, in the same statement.
+# Write the kept rows, each with a new open version in the same statement: new numbers
+# by INSERT, changed and reappearing ones by UPDATE (neither tries and fails first).
 _OPEN_VERSIONS = f"""
 INSERT INTO phone_number_versions (source, account_id, e164, {_ATTRS}, valid_from, run_id)
 SELECT :source, :account_id, p.e164, {_P_ATTRS}, :run_at, :run_id FROM written AS p
@@ -194,14 +190,6 @@ WITH written AS (
     RETURNING p.e164, {_P_ATTRS}
 )
 {_OPEN_VERSIONS}"""
-
-# Rows stored before raw_digest existed, whose attributes did not change: record the digest.
-_FILL_MISSING_DIGESTS = f"""
-UPDATE phone_numbers AS p SET raw_digest = s.raw_digest
-FROM {STAGE_TABLE} AS s
-WHERE {_KEY} AND p.e164 = s.e164 AND p.raw_digest IS NULL AND p.removed_at IS NULL
-  AND {_NORMALIZED} AND s.raw_digest IS NOT NULL
-"""
 
 _FETCH_DIGEST_HALVES = """
 SELECT substring(p.raw_digest FROM %(start)s FOR 8) AS half FROM phone_numbers AS p
@@ -240,12 +228,14 @@ class LoadResult:
 def fetch_active_digests(
     conn: Connection, *, source: str, account_id: str, half: int = 0
 ) -> DigestSet:
-    """The digests of the account's active rows, as a `DigestSet` on `half` of each.
+    """The digests of the account's active rows, as a `DigestSet` on `half` (0 or 1) of each.
 
     The server sorts the halves; a server-side cursor brings them in batches,
     each appended to the set's array as one bytes object, so memory is the
     array (8 bytes a row) plus one batch.
     """
+    if half not in (0, 1):
+        raise ValueError(f"half must be 0 or 1, not {half!r}")
     driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
     params = {"start": 1 + 8 * half, "source": source, "account_id": account_id}
     keys = array("Q")
@@ -301,14 +291,15 @@ def load_listing(
     staged = stage_listing(conn, items, source=source, account_id=account_id)
     conn.execute(text(f"ANALYZE {STAGE_TABLE} (ord, e164, reason)"))  # what the joins use
     same = "" if staged.repeated else _SAME_NAMED_BY_NORMALIZED
-    mismatched, active, without_digest, removed = conn.execute(
+    mismatched, active, removed = conn.execute(
         text(_MATCH_UNCHANGED_AND_FIND_GONE.format(same=same)), params
     ).one()
     if mismatched:
         raise DigestMismatch(
             f"{mismatched} of {staged.unchanged} elements taken as unchanged match no "
-            "stored row (a collision of half their digest, about one in 10^13); nothing "
-            "was changed, and the next sync checks the other half",
+            "active row: a collision of half their digest (about one in 10^13; a run with "
+            "an id of the other parity checks the other half), or phone_numbers changed "
+            "outside numbers-etl during the sync; nothing was changed",
             source=source,
             account_id=account_id,
         )
@@ -347,8 +338,6 @@ def load_listing(
         conn.execute(text(_INSERT_NEW.format(rows=rows)), params)
     if changed or reappeared:
         conn.execute(text(_UPDATE_CHANGED), params)
-    if without_digest:
-        conn.execute(text(_FILL_MISSING_DIGESTS), params)
     if removed:
         with _index_probes_priced_as_cached(conn):
             conn.execute(text(_MARK_REMOVED), params)

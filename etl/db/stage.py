@@ -67,6 +67,7 @@ _BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 _UNCHANGED_HEAD = struct.Struct(f"!hiqi{16}s")
 _UNCHANGED_TAIL = _NULL_LENGTH * (len(STAGE_COLUMNS) - 2)
 _UNCHANGED_FLUSH = 64 * 1024
+_BINARY_TRAILER = struct.pack("!h", -1)
 
 
 class JsonText(str):
@@ -328,6 +329,8 @@ def stage_listing(
                 else:
                     raise TypeError(f"item {fetched} is a {type(item).__name__}, not a NumberRow")
                 copy.write_row((*row[:-1], to_json_text_lenient(row[-1])))
+            if fetched == unchanged:  # no write_row, so psycopg will not end the data itself
+                pending += _BINARY_TRAILER
             if pending:
                 copy.write(pending)
     return StagedCounts(

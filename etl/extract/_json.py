@@ -57,8 +57,9 @@ def _refuse_constant(name: str) -> None:
 
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
 _SPLIT = msgspec.json.Decoder(list[msgspec.Raw]).decode
-_ELEMENT_END = "},"  # where a batch of object elements may end: "}" then ","
-_BATCH_TRIES = 3  # candidate ends tried before one element is taken the slow way
+_COMPACT_END = "},{"  # where a batch of elements most likely ends ("}" of an object element)
+_ELEMENT_END = "},"  # where it may end otherwise (pretty-printed JSON, "},\n  {")
+_BATCH_TRIES = 4  # candidate ends tried before one element is taken the slow way
 _KIND = {"{": "an object", "[": "an array", '"': "a string", "": "an empty body"}
 
 
@@ -121,7 +122,8 @@ class Listing:
     """The elements of one listing, streamed; `extras` is complete once they are exhausted.
 
     `elements` yields each array element's exact JSON text (UTF-8 bytes);
-    `decode` turns one into its record, and `records` does both.
+    `decode` turns one into its record, and `records` does both (it consumes
+    `elements`: iterate one or the other).
     """
 
     elements: Iterator[bytes]
@@ -169,6 +171,7 @@ class _Scanner:
         self._pos = 0
         self._offset = 0  # characters dropped from the front of _buf so far
         self._eof = False
+        self._cut_limit = 0  # batch ends at or after this were refused (0: none were)
 
     def _fill(self, size: int = BODY_CHUNK) -> bool:
         """Append one more chunk to the buffer; False at the end of the body."""
@@ -186,6 +189,7 @@ class _Scanner:
             self._offset += self._pos
             self._buf = self._buf[self._pos :]
             self._pos = 0
+        self._cut_limit = 0
         self._buf += text
         return True
 
@@ -251,30 +255,32 @@ class _Scanner:
             return obj, self._buf[start:end]
 
     def batch(self) -> list[bytes]:
-        """The texts of the complete object elements the buffer holds, split by one msgspec call.
+        """The texts of the complete elements the buffer holds, split by one msgspec call.
 
-        Starts at an element; stops before the "," that follows the last one it
-        returns. [] when it cannot take even one (the caller then takes one
-        element the slow way): msgspec refuses what `value` would decide
-        differently (a lone surrogate escape, a 20-digit integer…), and a
-        candidate end can fall inside an element, which msgspec also refuses —
-        a cut inside a string or a nested value never parses as a whole array.
+        Starts at an object element; stops before the "," that follows the last
+        element it returns (of any kind). [] when it cannot take even one (the
+        caller then takes one element the slow way). A candidate end (the "}"
+        of "},{", else of "},") may fall inside an element: msgspec then refuses
+        the array, since a cut inside a string or a nested value never parses as
+        a whole one, and the next try looks before it; so does every later call
+        on this buffer. msgspec also refuses what `value` would decide
+        differently (a lone surrogate escape, a 20-digit integer, deep nesting).
         """
         self.peek()
-        cut = self._buf.find(_ELEMENT_END, self._pos)
-        if cut < 0 and self._fill():
-            cut = self._buf.find(_ELEMENT_END, self._pos)
-        if cut < 0:
-            return []
+        if self._buf.find(_ELEMENT_END, self._pos) < 0:
+            self._fill()  # the element ends beyond this buffer: read on
         start, buf = self._pos, self._buf
-        cut = buf.rfind(_ELEMENT_END, start)
+        limit = self._cut_limit if self._cut_limit > start else len(buf)
         for _ in range(_BATCH_TRIES):
-            try:
-                raws = _SPLIT("[" + buf[start : cut + 1] + "]")
-            except msgspec.DecodeError:
-                cut = buf.rfind(_ELEMENT_END, start, cut)
+            cut = buf.rfind(_COMPACT_END, start, limit)
+            if cut < 0:
+                cut = buf.rfind(_ELEMENT_END, start, limit)
                 if cut < 0:
                     return []
+            try:
+                raws = _SPLIT("[" + buf[start : cut + 1] + "]")
+            except (msgspec.DecodeError, RecursionError):
+                limit = self._cut_limit = cut
                 continue
             self._pos = cut + 1
             return [bytes(raw) for raw in raws]
@@ -311,10 +317,10 @@ def _elements(scanner: _Scanner) -> Iterator[bytes]:
             return
 
 
-def _guard(records: Iterator[bytes], *, source: str, account_id: str) -> Iterator[bytes]:
+def _guard(elements: Iterator[bytes], *, source: str, account_id: str) -> Iterator[bytes]:
     """Re-raise every parse or transport failure as the tree's SourceError."""
     try:
-        yield from records
+        yield from elements
     except SourceError:
         raise
     except _Truncated as exc:
@@ -353,7 +359,7 @@ def parse_array(body: BinaryIO, *, source: str, account_id: str) -> Listing:
     [b'{"a": 1.10}', b'2']
     """
 
-    def records() -> Iterator[bytes]:
+    def elements() -> Iterator[bytes]:
         scanner = _Scanner(body)
         first = scanner.peek()
         if first != "[":
@@ -362,7 +368,11 @@ def parse_array(body: BinaryIO, *, source: str, account_id: str) -> Listing:
         yield from _elements(scanner)
         scanner.end()
 
-    return Listing(_guard(records(), source=source, account_id=account_id), {}, source, account_id)
+    return Listing(
+        _guard(elements(), source=source, account_id=account_id),
+        source=source,
+        account_id=account_id,
+    )
 
 
 def parse_object_array(
@@ -384,9 +394,14 @@ def parse_object_array(
     >>> list(listing.records), listing.extras
     ([{'x': '1'}], {'shared': '+1'})
     """
-    listing = Listing(iter(()), {name: None for name in extra_keys.values()}, source, account_id)
+    listing = Listing(
+        iter(()),
+        extras={name: None for name in extra_keys.values()},
+        source=source,
+        account_id=account_id,
+    )
 
-    def records() -> Iterator[bytes]:
+    def elements() -> Iterator[bytes]:
         scanner = _Scanner(body)
         first = scanner.peek()
         if first != "{":
@@ -427,5 +442,5 @@ def parse_object_array(
                 f'the response has no "{array_key}" array', source=source, account_id=account_id
             )
 
-    listing.elements = _guard(records(), source=source, account_id=account_id)
+    listing.elements = _guard(elements(), source=source, account_id=account_id)
     return listing

@@ -1,13 +1,19 @@
 """Which listing elements need normalizing at all: digests of their exact text.
 
-A sync normalizes an element only when its text is new. Every stored row keeps
-`raw_digest`, the 128-bit xxh3 digest of the exact element text it was
-normalized from, seeded with its source's normalizer version. An element whose
-digest is one of the account's active rows' is `Unchanged`: same text, same
-normalizer, hence the same row, so it is neither decoded nor normalized nor
-compared attribute by attribute (the loader only confirms the digest and takes
-the row's number). Bumping a source's `NORMALIZER_VERSION` changes every
-digest, so the next sync normalizes every element again.
+A sync normalizes an element only when its text is new. Every row written
+keeps `raw_digest`, the 128-bit xxh3 digest of the exact element text it was
+normalized from, seeded with its source's normalizer version and
+libphonenumber's (`digest_seed`). An element whose digest is one of the
+account's active rows' is `Unchanged`: same text, same normalizer, hence the
+same row, so it is neither decoded nor normalized nor compared attribute by
+attribute (the loader only confirms the digest and takes the row's number).
+
+A row is written only when its attributes change (SPEC §5.3), and its digest
+with it. So after a new seed (a NORMALIZER_VERSION bump, a libphonenumber
+upgrade), or a change of the provider's text that changes no attribute (a new
+field, `1.250` for `1.25`), the rows keep their old digests: their elements
+are normalized at every sync, as before digests existed, until an attribute
+changes. Rows loaded before migration 0002 have none, with the same effect.
 
 `DigestSet` holds 8 bytes per active row (the high or low half of each digest,
 sorted): 8 MB at a million numbers. A half that matches while the whole digest
@@ -22,6 +28,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
+import phonenumbers
 import xxhash
 
 from etl.transform import Unchanged
@@ -35,15 +42,29 @@ _BUCKET_SHIFT = 48
 _BUCKETS = range((1 << (64 - _BUCKET_SHIFT)) + 1)
 
 
-def record_digest(element: bytes, normalizer_version: int) -> bytes:
-    """The 16-byte digest of one element's exact JSON text under a normalizer version.
+def digest_seed(source: str, normalizer_version: int) -> int:
+    """The seed of a source's digests: its normalizer version and libphonenumber's.
+
+    A new libphonenumber can decide differently whether a number is possible or
+    which region it is in, so upgrading it makes the next sync normalize every
+    element again, exactly as bumping NORMALIZER_VERSION does.
+
+    >>> digest_seed("sinch", 1) != digest_seed("sinch", 2) != digest_seed("pingram", 1)
+    True
+    """
+    text = f"{source}:{normalizer_version}:phonenumbers {phonenumbers.__version__}"
+    return xxhash.xxh64_intdigest(text.encode())
+
+
+def record_digest(element: bytes, seed: int) -> bytes:
+    """The 16-byte digest of one element's exact JSON text under a seed (`digest_seed`).
 
     >>> record_digest(b'{"number": 1}', 1).hex()
     'f1c9642bd19bb37d481f5216200f73ff'
     >>> record_digest(b'{"number": 1}', 2) != record_digest(b'{"number": 1}', 1)
     True
     """
-    return _xxh3_128(element, normalizer_version)
+    return _xxh3_128(element, seed)
 
 
 class DigestSet:
@@ -93,7 +114,7 @@ class DigestSet:
     def sort_out(
         self,
         elements: Iterable[bytes],
-        normalizer_version: int,
+        seed: int,
         normalize_new: Callable[[bytes, bytes], T],
     ) -> Iterator[Unchanged | T]:
         """`Unchanged` for each element whose digest is known, `normalize_new(element,
@@ -114,7 +135,7 @@ class DigestSet:
         keys, buckets, low_half = self._keys, self._buckets, self._start == 8
         hits = bytearray(len(keys))  # 1 where a key was found once already
         for element in elements:
-            value = _xxh3_128_int(element, normalizer_version)
+            value = _xxh3_128_int(element, seed)
             key = value & _LOW_64 if low_half else value >> 64
             bucket = key >> _BUCKET_SHIFT
             end = buckets[bucket + 1]

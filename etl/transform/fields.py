@@ -404,8 +404,15 @@ def parse_utc(value: Any) -> datetime:
         raise FieldError(f"not an ISO 8601 timestamp: {show(value)}") from None
 
 
+# An offset with seconds ("+00:00:30", "+00:00:00.5"): not ISO 8601, and
+# fromisoformat drops its fraction of a second, so it is refused rather than misread.
+_OFFSET_WITH_SECONDS = re.compile(r"[+-]\d\d:?\d\d:?\d\d(?:[.,]\d+)?$")
+
+
 @lru_cache(maxsize=8192)  # listings repeat timestamps (end of month); datetimes are immutable
 def _parse_utc_text(text: str) -> datetime:
+    if _OFFSET_WITH_SECONDS.search(text):
+        raise ValueError("a UTC offset with seconds")
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)

@@ -39,8 +39,9 @@ from etl.transform.fields import (
 
 SOURCE = "pingram"
 # Bump whenever normalize_pingram_record would turn some record into a different row
-# (a new rule, a fixed bug, a new column): stored digests then no longer match, and the
-# next sync normalizes every element again instead of trusting the rows it stored.
+# (a new rule, a fixed bug, a new column, a change in etl.transform.fields): stored
+# digests then no longer match, and the next sync normalizes every element again
+# instead of trusting the rows it stored (etl.transform.digest).
 NORMALIZER_VERSION = 1
 PRICE_CURRENCY = "USD"
 

@@ -43,8 +43,9 @@ from etl.transform.fields import (
 
 SOURCE = "sinch"
 # Bump whenever normalize_sinch_record would turn some record into a different row
-# (a new rule, a fixed bug, a new column): stored digests then no longer match, and the
-# next sync normalizes every element again instead of trusting the rows it stored.
+# (a new rule, a fixed bug, a new column, a change in etl.transform.fields): stored
+# digests then no longer match, and the next sync normalizes every element again
+# instead of trusting the rows it stored (etl.transform.digest).
 NORMALIZER_VERSION = 1
 _MAX_NUMBER = 10**20  # more digits than any possible number (3-digit code + 17)
 _INT_TEXT = re.compile(r"\s*[+-]?[0-9]{1,19}\s*")
