@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -17,7 +18,7 @@ from typing import BinaryIO
 from sqlalchemy import Engine
 
 from etl.archive import tee_to_archive
-from etl.db.load import LoadResult, fetch_active_digests, load_listing
+from etl.db.load import LoadResult, fetch_active_digests, forget_digests, load_listing
 from etl.db.lock import sync_lock
 from etl.db.runs import (
     abort_stale_runs,
@@ -26,7 +27,7 @@ from etl.db.runs import (
     start_run,
     upsert_provider_account,
 )
-from etl.errors import ConfigError, NumbersEtlError, SourceError
+from etl.errors import ConfigError, DigestMismatch, NumbersEtlError, SourceError
 from etl.extract._json import Listing
 from etl.http import EtlSession, build_session
 from etl.logs import log_context
@@ -234,7 +235,7 @@ def load_source_listing(
     archive_dir = settings.archive_dir if archive else None
     with tee_to_archive(body, archive_dir, spec.name, account_id, run_at) as stream:
         listing = spec.parse_listing(stream, account_id=account_id)
-        with engine.begin() as conn:
+        with _forgetting_digests_on_mismatch(engine, spec.name, account_id), engine.begin() as conn:
             known = fetch_active_digests(
                 conn, source=spec.name, account_id=account_id, half=run_id % 2
             )
@@ -258,6 +259,25 @@ def load_source_listing(
                 success_at=run_at,
             )
     return result
+
+
+@contextmanager
+def _forgetting_digests_on_mismatch(engine: Engine, source: str, account_id: str) -> Iterator[None]:
+    """On DigestMismatch (raised, the load rolled back), drop the account's digests.
+
+    The next sync then normalizes every element and stores fresh digests.
+    """
+    try:
+        yield
+    except DigestMismatch as exc:
+        with engine.begin() as conn:
+            forget_digests(conn, source=source, account_id=account_id)
+        raise DigestMismatch(
+            f"{exc.args[0]}; the account's digests were dropped, so the next sync "
+            "normalizes every element",
+            source=source,
+            account_id=account_id,
+        ) from exc
 
 
 def normalize_new_elements(

@@ -38,8 +38,9 @@ def wipe(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "TRUNCATE phone_numbers, phone_number_versions, rejected_records, "
-                "sync_run_sources, provider_accounts, sync_runs RESTART IDENTITY CASCADE"
+                "TRUNCATE phone_numbers, phone_number_versions, phone_number_digests, "
+                "rejected_records, sync_run_sources, provider_accounts, sync_runs "
+                "RESTART IDENTITY CASCADE"
             )
         )
 

@@ -20,7 +20,7 @@ from etl.db.load import LoadResult, fetch_active_digests, load_listing
 from etl.db.runs import start_run
 from etl.errors import DigestMismatch
 from etl.extract.sinch import parse_sinch_listing
-from etl.pipeline import normalize_new_elements
+from etl.pipeline import normalize_new_elements, sync
 from etl.sources import SOURCES, SourceSpec
 from etl.transform import LoadItem, NumberRow, Unchanged
 from etl.transform.digest import EMPTY, DigestSet, digest_seed, record_digest
@@ -88,16 +88,28 @@ def sync_body(engine: Engine) -> Callable[..., LoadResult]:
 
 
 def rows(engine: Engine) -> list[dict[str, Any]]:
+    """Every phone_numbers row's number, a few attributes, timestamps and xmin."""
     with engine.connect() as conn:
         return [
             dict(r)
             for r in conn.execute(
                 text(
-                    "SELECT e164, cost_amount, city, removed_at, updated_at, raw_digest,"
+                    "SELECT e164, cost_amount, city, removed_at, updated_at,"
                     " xmin::text AS xmin FROM phone_numbers ORDER BY e164"
                 )
             ).mappings()
         ]
+
+
+def digests(engine: Engine) -> dict[str, bytes]:
+    """e164 → stored digest (one row per number, or the test fails)."""
+    with engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT e164, raw_digest FROM phone_number_digests ORDER BY e164")
+        ).all()
+    by_number = {e164: bytes(digest) for e164, digest in found}
+    assert len(by_number) == len(found)
+    return by_number
 
 
 def test_digest_depends_on_the_text_and_the_normalizer_version() -> None:
@@ -141,7 +153,7 @@ def test_second_load_of_the_same_body_normalizes_nothing_and_writes_nothing(
     body = listing_body(*(element(14150005550 + i) for i in range(50)))
     sync_body(body, T1)
     before = rows(engine)
-    assert all(r["raw_digest"] is not None for r in before)
+    assert len(digests(engine)) == 50
 
     counting = CountingSpec()
     result = sync_body(body, T2, counting.spec)
@@ -170,25 +182,46 @@ def test_only_changed_elements_are_normalized_and_absent_ones_removed(
     )
     by_number = {r["e164"]: r for r in rows(engine)}
     assert by_number["+14150005553"]["cost_amount"] == Decimal("2.50")
-    assert by_number["+14150005553"]["raw_digest"] == record_digest(changed[3], SEED)
     assert by_number["+14150005559"]["removed_at"] == T2
+    assert digests(engine)["+14150005553"] == record_digest(changed[3], SEED)
+    assert "+14150005559" not in digests(engine)
 
 
-def test_a_new_normalizer_version_normalizes_every_element_again(
+def test_a_new_normalizer_version_normalizes_every_element_once(
     engine: Engine, sync_body: Loader
 ) -> None:
-    """Bumping NORMALIZER_VERSION invalidates every stored digest; rows stay unwritten."""
+    """A new seed normalizes every element again, once: digests are renewed, rows not written."""
     body = listing_body(*(element(14150005550 + i) for i in range(5)))
     sync_body(body, T1)
     before = rows(engine)
-    counting = CountingSpec(version=2)
+    bumped, again = CountingSpec(version=2), CountingSpec(version=2)
 
-    result = sync_body(body, T2, counting.spec)
+    first = sync_body(body, T2, bumped.spec)
+    second = sync_body(body, T3, again.spec)
 
-    assert counting.calls == 5
-    assert result.unchanged == 5
-    # Attributes equal, so no row is rewritten: the stored digests stay those of version 1.
+    assert (bumped.calls, again.calls) == (5, 0)
+    assert first.unchanged == second.unchanged == 5
     assert rows(engine) == before
+    assert set(digests(engine).values()) == {
+        record_digest(element(14150005550 + i), digest_seed("sinch", 2)) for i in range(5)
+    }
+
+
+def test_a_text_change_without_attribute_change_renews_only_the_digest(
+    engine: Engine, sync_body: Loader
+) -> None:
+    """A new field in the provider's text: normalized once, no row written, then skipped."""
+    sync_body(listing_body(element(14150005550)), T1)
+    before = rows(engine)
+    changed_text = element(14150005550)[:-1] + b',"newField":true}'
+    first, second = CountingSpec(), CountingSpec()
+
+    sync_body(listing_body(changed_text), T2, first.spec)
+    sync_body(listing_body(changed_text), T3, second.spec)
+
+    assert (first.calls, second.calls) == (1, 0)
+    assert rows(engine) == before
+    assert digests(engine) == {"+14150005550": record_digest(changed_text, SEED)}
 
 
 def test_identical_elements_twice_keep_the_first_and_reject_the_copy(
@@ -267,18 +300,59 @@ def test_removed_rows_are_not_known(engine: Engine, sync_body: Loader) -> None:
     assert all(r["removed_at"] is None for r in rows(engine))
 
 
-def test_rows_without_a_digest_are_normalized_and_not_rewritten(
+def test_numbers_without_a_digest_get_one_without_a_write(
     engine: Engine, sync_body: Loader
 ) -> None:
-    """Rows loaded before migration 0002 (no digest): every element is normalized, no write."""
+    """Numbers loaded before migration 0002 (no digest): normalized once, not rewritten.
+
+    They are not taken for removed either, though the digests do not name them.
+    """
     body = listing_body(element(14150005550), element(14150005551))
     sync_body(body, T1)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE phone_numbers SET raw_digest = NULL"))
+        conn.execute(text("DELETE FROM phone_number_digests"))
     before = rows(engine)
-    counting = CountingSpec()
+    first, second = CountingSpec(), CountingSpec()
 
-    result = sync_body(body, T2, counting.spec)
+    result = sync_body(body, T2, first.spec)
+    sync_body(body, T3, second.spec)
 
-    assert (counting.calls, result.unchanged) == (2, 2)
+    assert (first.calls, second.calls) == (2, 0)
+    assert (result.unchanged, result.removed) == (2, 0)
     assert rows(engine) == before
+    assert len(digests(engine)) == 2
+
+
+def test_a_number_without_a_digest_is_still_removed_when_absent(
+    engine: Engine, sync_body: Loader
+) -> None:
+    """An undigested active number missing from the listing is marked removed."""
+    sync_body(listing_body(element(14150005550), element(14150005551), element(14150005552)), T1)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM phone_number_digests WHERE e164 = '+14150005552'"))
+
+    result = sync_body(listing_body(element(14150005550), element(14150005551)), T2)
+
+    assert (result.unchanged, result.removed) == (2, 1)
+    assert [r["e164"] for r in rows(engine) if r["removed_at"] == T2] == ["+14150005552"]
+
+
+def test_digests_out_of_step_with_the_numbers_heal_after_one_failed_sync(
+    engine: Engine, make_settings: Callable[..., Any]
+) -> None:
+    """Numbers deleted behind the loader's back: one sync fails cleanly, the next reloads all."""
+    settings = make_settings()
+    loaded = sync(engine, settings, sources=["sinch"])
+    with engine.begin() as conn:  # outside numbers-etl
+        conn.execute(text("DELETE FROM phone_number_versions WHERE source = 'sinch'"))
+        conn.execute(text("DELETE FROM phone_numbers WHERE source = 'sinch'"))
+
+    failed = sync(engine, settings, sources=["sinch"])
+    healed = sync(engine, settings, sources=["sinch"])
+
+    assert failed.status == "failed"
+    assert "digests were dropped" in str(failed.outcomes[0].error)
+    assert healed.status == "succeeded"
+    assert loaded.outcomes[0].result is not None
+    assert healed.outcomes[0].result is not None
+    assert healed.outcomes[0].result.inserted == loaded.outcomes[0].result.inserted

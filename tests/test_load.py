@@ -122,7 +122,6 @@ def test_first_load_inserts_rows_with_every_column(engine: Engine, load: Loader)
         "updated_at": T1,
         "removed_at": None,
         "raw": {"number": "+14150005550", "cost": {"amount": 1.25, "currency": "USD"}},
-        "raw_digest": None,
         "last_run_id": 1,
     }
     assert versions(engine) == [("+14150005550", Decimal("1.25"), T1, None)]

@@ -24,6 +24,7 @@ from etl.db.schema import VIEW_NAMES, metadata
 REPO = Path(__file__).resolve().parent.parent
 TABLES = [
     "alembic_version",
+    "phone_number_digests",
     "phone_number_versions",
     "phone_numbers",
     "provider_accounts",
@@ -126,7 +127,7 @@ def test_offline_sql_renders_without_a_database() -> None:
         "(source, account_id, e164) WHERE valid_to IS NULL;",
         "CREATE VIEW source_freshness AS",
         "INSERT INTO alembic_version (version_num) VALUES ('0001')",
-        "ALTER TABLE phone_numbers ADD COLUMN raw_digest BYTEA;",
+        "CREATE TABLE phone_number_digests (",
         "COMMIT;",
     ):
         assert statement in sql

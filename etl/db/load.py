@@ -5,9 +5,9 @@ transaction and never commits, so a listing is loaded entirely or not at all:
 
 1. stage: the items are streamed into a temporary table by binary COPY
    (`etl.db.stage`), then ANALYZEd so the planner sees its real size;
-   `Unchanged` items (elements whose text digest is an active row's) are
-   matched to their rows by digest, which gives their e164; every one must
-   match (else `DigestMismatch`, nothing written);
+   `Unchanged` items (elements whose text digest is an active number's, in
+   `phone_number_digests`) are matched by digest, which gives their e164;
+   every one must match (else `DigestMismatch`, nothing written);
 2. duplicates: a repeated e164 keeps its first copy (lowest ordinal), and
    every later copy becomes a `duplicate` rejection;
 3. guard: active numbers absent from the listing are counted (a rejection with
@@ -18,8 +18,9 @@ transaction and never commits, so a listing is loaded entirely or not at all:
    are kept; unchanged rows are never written (no new tuple, same xmin);
 6. history: the open versions of changed numbers are closed at `run_at`;
 7. write: new numbers are inserted, changed and reappearing ones updated by
-   key, each with its element's digest, and each gets a new open version in
-   the same statement;
+   key, and each gets a new open version in the same statement; every
+   normalized number's digest becomes its element's (a table of its own, so
+   that a new digest alone never writes a `phone_numbers` row);
 8. removals: absent active numbers get `removed_at = run_at` and their open
    version is closed.
 
@@ -59,14 +60,15 @@ _ATTRS = ", ".join(ATTRIBUTE_COLUMNS)
 _S_ATTRS = ", ".join(f"s.{c}" for c in ATTRIBUTE_COLUMNS)
 _P_ATTRS = ", ".join(f"p.{c}" for c in ATTRIBUTE_COLUMNS)
 _KEY = "p.source = :source AND p.account_id = :account_id"
+_DKEY = "d.source = :source AND d.account_id = :account_id"
 _VKEY = "v.source = :source AND v.account_id = :account_id"
 
 # Staged rows that were normalized and not rejected. A staged Unchanged element is the
 # other kind of valid row: no e164 and no reason, only its digest.
 _NORMALIZED = "s.reason IS NULL AND s.e164 IS NOT NULL"
 
-# One pass over the account's active rows: match each unchanged element to the row with
-# its digest (giving its e164), and find the rows that nothing in the listing names.
+# One pass over the account's digests: match each unchanged element to the number whose
+# digest it has, and find the digested numbers that nothing in the listing names.
 # Unchanged elements go to SAME_TABLE only if they can be duplicates: {same} keeps
 # every one when an element repeats, else only those whose e164 a normalized one has.
 _MATCH_UNCHANGED_AND_FIND_GONE = f"""
@@ -77,8 +79,7 @@ WITH joined AS MATERIALIZED (
         WHERE s.e164 IS NULL AND s.reason IS NULL
     ) AS u
     FULL JOIN (
-        SELECT p.e164, p.raw_digest FROM phone_numbers AS p
-        WHERE {_KEY} AND p.removed_at IS NULL
+        SELECT d.e164, d.raw_digest FROM phone_number_digests AS d WHERE {_DKEY}
     ) AS a ON a.raw_digest = u.raw_digest
 ), same AS (
     INSERT INTO {SAME_TABLE} (ord, e164)
@@ -90,13 +91,36 @@ WITH joined AS MATERIALIZED (
     RETURNING 1
 )
 SELECT count(*) FILTER (WHERE j.ord IS NOT NULL AND j.e164 IS NULL) AS mismatched,
-       count(*) FILTER (WHERE j.e164 IS NOT NULL) AS active,
        (SELECT count(*) FROM gone) AS removed
 FROM joined AS j
 """
-# The account's active rows, when an element repeated makes `active` above count a row twice.
+# Active numbers, and how many of them have a digest (all but those loaded before 0002).
 _COUNT_ACTIVE = f"""
-SELECT count(*) FROM phone_numbers AS p WHERE {_KEY} AND p.removed_at IS NULL
+SELECT (SELECT count(*) FROM phone_numbers AS p WHERE {_KEY} AND p.removed_at IS NULL),
+       (SELECT count(*) FROM phone_number_digests AS d WHERE {_DKEY})
+"""
+# Active numbers without a digest that nothing in the listing names.
+_FIND_UNDIGESTED_GONE = f"""
+INSERT INTO {GONE_TABLE} (e164)
+SELECT p.e164 FROM phone_numbers AS p
+WHERE {_KEY} AND p.removed_at IS NULL
+  AND NOT EXISTS (SELECT FROM phone_number_digests AS d WHERE {_DKEY} AND d.e164 = p.e164)
+  AND NOT EXISTS (SELECT FROM {STAGE_TABLE} AS s WHERE s.e164 = p.e164)
+"""
+# Each normalized number's digest becomes that of the element just read (whether or not
+# its attributes changed), and removed numbers lose theirs.
+_FORGET_DIGESTS = f"""
+DELETE FROM phone_number_digests AS d USING {STAGE_TABLE} AS s
+WHERE {_DKEY} AND d.e164 = s.e164 AND {_NORMALIZED}
+"""
+_RECORD_DIGESTS = f"""
+INSERT INTO phone_number_digests (source, account_id, e164, raw_digest)
+SELECT :source, :account_id, s.e164, s.raw_digest FROM {STAGE_TABLE} AS s
+WHERE {_NORMALIZED} AND s.raw_digest IS NOT NULL
+"""
+_FORGET_REMOVED_DIGESTS = f"""
+DELETE FROM phone_number_digests AS d USING {GONE_TABLE} AS g
+WHERE {_DKEY} AND d.e164 = g.e164
 """
 
 # Every later copy of an e164, among normalized and unchanged elements alike.
@@ -168,10 +192,10 @@ SELECT :source, :account_id, p.e164, {_P_ATTRS}, :run_at, :run_id FROM written A
 # New numbers; {rows} selects the staged rows to insert.
 _INSERT_NEW = f"""
 WITH written AS (
-    INSERT INTO phone_numbers AS p (source, account_id, e164, {_ATTRS}, first_seen_at,
-                                    updated_at, removed_at, raw, raw_digest, last_run_id)
+    INSERT INTO phone_numbers AS p (source, account_id, e164, {_ATTRS},
+                                    first_seen_at, updated_at, removed_at, raw, last_run_id)
     SELECT :source, :account_id, s.e164, {_S_ATTRS},
-           :run_at, :run_at, NULL, s.raw, s.raw_digest, :run_id
+           :run_at, :run_at, NULL, s.raw, :run_id
     FROM {{rows}}
     RETURNING p.e164, {_P_ATTRS}
 )
@@ -183,8 +207,8 @@ _NEW_ROWS = f"{STAGE_TABLE} AS s JOIN {DIFF_TABLE} AS d ON d.ord = s.ord WHERE d
 _UPDATE_CHANGED = f"""
 WITH written AS (
     UPDATE phone_numbers AS p
-    SET ({_ATTRS}, updated_at, removed_at, raw, raw_digest, last_run_id)
-      = ({_S_ATTRS}, :run_at, NULL, s.raw, s.raw_digest, :run_id)
+    SET ({_ATTRS}, updated_at, removed_at, raw, last_run_id)
+      = ({_S_ATTRS}, :run_at, NULL, s.raw, :run_id)
     FROM {STAGE_TABLE} AS s JOIN {DIFF_TABLE} AS d ON d.ord = s.ord
     WHERE d.kind <> 'i' AND {_KEY} AND p.e164 = s.e164
     RETURNING p.e164, {_P_ATTRS}
@@ -192,9 +216,8 @@ WITH written AS (
 {_OPEN_VERSIONS}"""
 
 _FETCH_DIGEST_HALVES = """
-SELECT substring(p.raw_digest FROM %(start)s FOR 8) AS half FROM phone_numbers AS p
-WHERE p.source = %(source)s AND p.account_id = %(account_id)s
-  AND p.removed_at IS NULL AND p.raw_digest IS NOT NULL
+SELECT substring(d.raw_digest FROM %(start)s FOR 8) AS half FROM phone_number_digests AS d
+WHERE d.source = %(source)s AND d.account_id = %(account_id)s
 ORDER BY half
 """
 DIGEST_BATCH = 50_000
@@ -228,7 +251,7 @@ class LoadResult:
 def fetch_active_digests(
     conn: Connection, *, source: str, account_id: str, half: int = 0
 ) -> DigestSet:
-    """The digests of the account's active rows, as a `DigestSet` on `half` (0 or 1) of each.
+    """The digests of the account's active numbers, as a `DigestSet` on `half` (0 or 1) of each.
 
     The server sorts the halves; a server-side cursor brings them in batches,
     each appended to the set's array as one bytes object, so memory is the
@@ -291,20 +314,27 @@ def load_listing(
     staged = stage_listing(conn, items, source=source, account_id=account_id)
     conn.execute(text(f"ANALYZE {STAGE_TABLE} (ord, e164, reason)"))  # what the joins use
     same = "" if staged.repeated else _SAME_NAMED_BY_NORMALIZED
-    mismatched, active, removed = conn.execute(
+    mismatched, removed = conn.execute(
         text(_MATCH_UNCHANGED_AND_FIND_GONE.format(same=same)), params
     ).one()
     if mismatched:
         raise DigestMismatch(
             f"{mismatched} of {staged.unchanged} elements taken as unchanged match no "
-            "active row: a collision of half their digest (about one in 10^13; a run with "
-            "an id of the other parity checks the other half), or phone_numbers changed "
-            "outside numbers-etl during the sync; nothing was changed",
+            "stored digest: phone_numbers was changed outside numbers-etl, or (about one "
+            "in 10^13) half of a digest collided; nothing was changed",
             source=source,
             account_id=account_id,
         )
-    if staged.repeated:
-        active = conn.execute(text(_COUNT_ACTIVE), params).scalar_one()
+    active, digested = conn.execute(text(_COUNT_ACTIVE), params).one()
+    if digested > active:
+        raise DigestMismatch(
+            f"{digested} stored digests for {active} active numbers: phone_numbers was "
+            "changed outside numbers-etl; nothing was changed",
+            source=source,
+            account_id=account_id,
+        )
+    if active > digested:
+        removed += conn.execute(text(_FIND_UNDIGESTED_GONE), params).rowcount
     duplicates = 0
     if staged.fetched - staged.unchanged - staged.rejections or staged.repeated:
         duplicates = conn.execute(text(_FIND_DUPLICATES)).rowcount
@@ -338,12 +368,19 @@ def load_listing(
         conn.execute(text(_INSERT_NEW.format(rows=rows)), params)
     if changed or reappeared:
         conn.execute(text(_UPDATE_CHANGED), params)
+    recorded = 0
+    if staged.fetched - staged.unchanged - staged.rejections:  # some were normalized
+        if digested:
+            conn.execute(text(_FORGET_DIGESTS), params)
+        recorded = conn.execute(text(_RECORD_DIGESTS), params).rowcount
     if removed:
         with _index_probes_priced_as_cached(conn):
             conn.execute(text(_MARK_REMOVED), params)
-    if written + removed > max(ANALYZE_MIN_ROWS, active // 10):
+        if digested:
+            conn.execute(text(_FORGET_REMOVED_DIGESTS), params)
+    if max(written + removed, recorded) > max(ANALYZE_MIN_ROWS, active // 10):
         # Autovacuum would get there later; the next load should not have to wait.
-        conn.execute(text("ANALYZE phone_numbers, phone_number_versions"))
+        conn.execute(text("ANALYZE phone_numbers, phone_number_versions, phone_number_digests"))
 
     conn.execute(
         text(f"DROP TABLE {STAGE_TABLE}, {DIFF_TABLE}, {GONE_TABLE}, {SAME_TABLE}, {DUPS_TABLE}")
@@ -371,6 +408,16 @@ def _index_probes_priced_as_cached(conn: Connection) -> Iterator[None]:
     conn.execute(text("SELECT set_config('random_page_cost', '1.1', true)"))
     yield
     conn.execute(text("SELECT set_config('random_page_cost', :v, true)"), {"v": previous})
+
+
+def forget_digests(conn: Connection, *, source: str, account_id: str) -> int:
+    """Delete the account's digests, so that its next load normalizes every element.
+
+    What to do after a `DigestMismatch`: the digests are a cache of what was
+    loaded, and rebuilding them costs one load at full price.
+    """
+    statement = f"DELETE FROM phone_number_digests AS d WHERE {_DKEY}"
+    return conn.execute(text(statement), {"source": source, "account_id": account_id}).rowcount
 
 
 def _set_work_mem(conn: Connection, value: str) -> None:

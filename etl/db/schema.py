@@ -100,8 +100,6 @@ phone_numbers = Table(
     _tstz("updated_at", nullable=False),
     _tstz("removed_at"),
     Column("raw", JSONB),
-    # xxh3-128 of the exact element text the row was normalized from (etl.transform.digest).
-    Column("raw_digest", LargeBinary),
     # No foreign key to sync_runs here or in phone_number_versions: these are the
     # two tables a load writes row by row, and the per-row RI trigger cost 1.6 s
     # per 100,000 new numbers (16% of a first sync). Only the loader writes run ids.
@@ -141,6 +139,15 @@ Index(
     "ix_phone_number_versions_e164_valid_from",
     phone_number_versions.c.e164,
     phone_number_versions.c.valid_from,
+)
+
+# xxh3-128 of the exact listing element each active number was last read from
+# (etl.transform.digest); internal to the loader. No index: see migration 0002.
+phone_number_digests = Table(
+    "phone_number_digests",
+    metadata,
+    *_key_columns(),
+    Column("raw_digest", LargeBinary, nullable=False),
 )
 
 sync_run_sources = Table(

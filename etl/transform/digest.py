@@ -1,19 +1,18 @@
 """Which listing elements need normalizing at all: digests of their exact text.
 
-A sync normalizes an element only when its text is new. Every row written
-keeps `raw_digest`, the 128-bit xxh3 digest of the exact element text it was
-normalized from, seeded with its source's normalizer version and
-libphonenumber's (`digest_seed`). An element whose digest is one of the
-account's active rows' is `Unchanged`: same text, same normalizer, hence the
-same row, so it is neither decoded nor normalized nor compared attribute by
-attribute (the loader only confirms the digest and takes the row's number).
-
-A row is written only when its attributes change (SPEC §5.3), and its digest
-with it. So after a new seed (a NORMALIZER_VERSION bump, a libphonenumber
-upgrade), or a change of the provider's text that changes no attribute (a new
-field, `1.250` for `1.25`), the rows keep their old digests: their elements
-are normalized at every sync, as before digests existed, until an attribute
-changes. Rows loaded before migration 0002 have none, with the same effect.
+A sync normalizes an element only when its text is new. The loader keeps, for
+every active number, the 128-bit xxh3 digest of the exact element text it was
+last read from (table `phone_number_digests`), seeded with its source's
+normalizer version and libphonenumber's (`digest_seed`). An element whose
+digest is one of the account's is `Unchanged`: same text, same normalizer,
+hence the same row, so it is neither decoded nor normalized nor compared
+attribute by attribute (the loader only confirms the digest and takes its
+number). Every element that is normalized renews its number's digest, whether
+or not an attribute changed; the digests live apart from `phone_numbers` so
+that this never writes a row there (SPEC §5.3). So a new seed (a
+NORMALIZER_VERSION bump, a libphonenumber upgrade) or a change of the
+provider's text that changes no attribute costs one normalization of those
+elements, after which they are skipped again.
 
 `DigestSet` holds 8 bytes per active row (the high or low half of each digest,
 sorted): 8 MB at a million numbers. A half that matches while the whole digest
