@@ -51,6 +51,7 @@ DIFF_TABLE = "_numbers_diff"
 GONE_TABLE = "_numbers_gone"
 SAME_TABLE = "_numbers_same"  # unchanged elements that may be duplicates: ordinal, e164
 DUPS_TABLE = "_numbers_dups"
+STALE_TABLE = "_digests_stale"  # digest rows that no unchanged element matched
 # Memory for the hash joins and aggregates of one load (SET LOCAL, this transaction only).
 LOAD_WORK_MEM = "256MB"
 # ANALYZE the target tables after writing more rows than this (or 10% of the account).
@@ -68,19 +69,22 @@ _VKEY = "v.source = :source AND v.account_id = :account_id"
 _NORMALIZED = "s.reason IS NULL AND s.e164 IS NOT NULL"
 
 # One pass over the account's digests: match each unchanged element to the number whose
-# digest it has, and find the digested numbers that nothing in the listing names.
+# digest it has, find the digested numbers that nothing in the listing names, and note
+# the digest rows nothing matched (by ctid: this transaction alone writes the table).
 # Unchanged elements go to SAME_TABLE only if they can be duplicates: {same} keeps
 # every one when an element repeats, else only those whose e164 a normalized one has.
 _MATCH_UNCHANGED_AND_FIND_GONE = f"""
 WITH joined AS MATERIALIZED (
-    SELECT u.ord, a.e164
+    SELECT u.ord, a.e164, a.ctid AS digest_row
     FROM (
         SELECT s.ord, s.raw_digest FROM {STAGE_TABLE} AS s
         WHERE s.e164 IS NULL AND s.reason IS NULL
     ) AS u
     FULL JOIN (
-        SELECT d.e164, d.raw_digest FROM phone_number_digests AS d WHERE {_DKEY}
+        SELECT d.ctid, d.e164, d.raw_digest FROM phone_number_digests AS d WHERE {_DKEY}
     ) AS a ON a.raw_digest = u.raw_digest
+), stale AS (
+    INSERT INTO {STALE_TABLE} (digest_row) SELECT j.digest_row FROM joined AS j WHERE j.ord IS NULL
 ), same AS (
     INSERT INTO {SAME_TABLE} (ord, e164)
     SELECT j.ord, j.e164 FROM joined AS j WHERE j.ord IS NOT NULL AND j.e164 IS NOT NULL {{same}}
@@ -91,6 +95,7 @@ WITH joined AS MATERIALIZED (
     RETURNING 1
 )
 SELECT count(*) FILTER (WHERE j.ord IS NOT NULL AND j.e164 IS NULL) AS mismatched,
+       count(*) FILTER (WHERE j.ord IS NULL) AS stale,
        (SELECT count(*) FROM gone) AS removed
 FROM joined AS j
 """
@@ -107,20 +112,22 @@ WHERE {_KEY} AND p.removed_at IS NULL
   AND NOT EXISTS (SELECT FROM phone_number_digests AS d WHERE {_DKEY} AND d.e164 = p.e164)
   AND NOT EXISTS (SELECT FROM {STAGE_TABLE} AS s WHERE s.e164 = p.e164)
 """
-# Each normalized number's digest becomes that of the element just read (whether or not
-# its attributes changed), and removed numbers lose theirs.
-_FORGET_DIGESTS = f"""
-DELETE FROM phone_number_digests AS d USING {STAGE_TABLE} AS s
-WHERE {_DKEY} AND d.e164 = s.e164 AND {_NORMALIZED}
+# Each number's digest becomes that of the element just read, if it was normalized (and
+# valid), whether or not an attribute changed; digests that no element matched go.
+_FORGET_STALE_DIGESTS = f"""
+DELETE FROM phone_number_digests AS d USING {STALE_TABLE} AS t WHERE d.ctid = t.digest_row
 """
 _RECORD_DIGESTS = f"""
 INSERT INTO phone_number_digests (source, account_id, e164, raw_digest)
 SELECT :source, :account_id, s.e164, s.raw_digest FROM {STAGE_TABLE} AS s
 WHERE {_NORMALIZED} AND s.raw_digest IS NOT NULL
 """
-_FORGET_REMOVED_DIGESTS = f"""
-DELETE FROM phone_number_digests AS d USING {GONE_TABLE} AS g
-WHERE {_DKEY} AND d.e164 = g.e164
+# An unchanged element that repeats an earlier, normalized, copy of its number matched a
+# digest row: that row goes too, or the number would have two.
+_FORGET_DIGESTS_OF_UNCHANGED_DUPLICATES = f"""
+DELETE FROM phone_number_digests AS d USING {SAME_TABLE} AS m
+JOIN {DUPS_TABLE} AS x ON x.ord = m.ord
+WHERE {_DKEY} AND d.e164 = m.e164
 """
 
 # Every later copy of an e164, among normalized and unchanged elements alike.
@@ -308,13 +315,14 @@ def load_listing(
         (GONE_TABLE, "e164 text"),
         (SAME_TABLE, "ord int8, e164 text"),
         (DUPS_TABLE, "ord int8, e164 text"),
+        (STALE_TABLE, "digest_row tid"),
     ):
         conn.execute(text(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP"))
 
     staged = stage_listing(conn, items, source=source, account_id=account_id)
     conn.execute(text(f"ANALYZE {STAGE_TABLE} (ord, e164, reason)"))  # what the joins use
     same = "" if staged.repeated else _SAME_NAMED_BY_NORMALIZED
-    mismatched, removed = conn.execute(
+    mismatched, stale, removed = conn.execute(
         text(_MATCH_UNCHANGED_AND_FIND_GONE.format(same=same)), params
     ).one()
     if mismatched:
@@ -342,6 +350,7 @@ def load_listing(
         conn.execute(text(_MARK_DUPLICATES))
         if staged.unchanged:
             conn.execute(text(_MARK_UNCHANGED_DUPLICATES), params)
+            stale += conn.execute(text(_FORGET_DIGESTS_OF_UNCHANGED_DUPLICATES), params).rowcount
             conn.execute(text(_FORGET_UNCHANGED_DUPLICATES))
     rejected = staged.rejections + duplicates
     valid = staged.fetched - rejected
@@ -368,22 +377,23 @@ def load_listing(
         conn.execute(text(_INSERT_NEW.format(rows=rows)), params)
     if changed or reappeared:
         conn.execute(text(_UPDATE_CHANGED), params)
+    if stale:
+        conn.execute(text(_FORGET_STALE_DIGESTS))
     recorded = 0
     if staged.fetched - staged.unchanged - staged.rejections:  # some were normalized
-        if digested:
-            conn.execute(text(_FORGET_DIGESTS), params)
         recorded = conn.execute(text(_RECORD_DIGESTS), params).rowcount
     if removed:
         with _index_probes_priced_as_cached(conn):
             conn.execute(text(_MARK_REMOVED), params)
-        if digested:
-            conn.execute(text(_FORGET_REMOVED_DIGESTS), params)
     if max(written + removed, recorded) > max(ANALYZE_MIN_ROWS, active // 10):
         # Autovacuum would get there later; the next load should not have to wait.
         conn.execute(text("ANALYZE phone_numbers, phone_number_versions, phone_number_digests"))
 
     conn.execute(
-        text(f"DROP TABLE {STAGE_TABLE}, {DIFF_TABLE}, {GONE_TABLE}, {SAME_TABLE}, {DUPS_TABLE}")
+        text(
+            f"DROP TABLE {STAGE_TABLE}, {DIFF_TABLE}, {GONE_TABLE}, {SAME_TABLE}, "
+            f"{DUPS_TABLE}, {STALE_TABLE}"
+        )
     )
     _set_work_mem(conn, work_mem)
     return LoadResult(
