@@ -128,6 +128,7 @@ _FORGET_DIGESTS_OF_UNCHANGED_DUPLICATES = f"""
 DELETE FROM phone_number_digests AS d USING {SAME_TABLE} AS m
 JOIN {DUPS_TABLE} AS x ON x.ord = m.ord
 WHERE {_DKEY} AND d.e164 = m.e164
+  AND EXISTS (SELECT FROM {STAGE_TABLE} AS s WHERE s.e164 = m.e164 AND {_NORMALIZED})
 """
 
 # Every later copy of an e164, among normalized and unchanged elements alike.
