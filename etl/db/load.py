@@ -308,8 +308,7 @@ def load_listing(
         "run_id": run_id,
         "run_at": run_at,
     }
-    work_mem = conn.execute(text("SELECT current_setting('work_mem')")).scalar_one()
-    _set_work_mem(conn, LOAD_WORK_MEM)
+    work_mem = _set_local(conn, "work_mem", LOAD_WORK_MEM)
     create_stage_table(conn)
     for table, columns in (
         (DIFF_TABLE, "ord int8, e164 text, kind text"),
@@ -396,7 +395,7 @@ def load_listing(
             f"{DUPS_TABLE}, {STALE_TABLE}"
         )
     )
-    _set_work_mem(conn, work_mem)
+    _set_local(conn, "work_mem", work_mem)
     return LoadResult(
         fetched=staged.fetched,
         inserted=inserted,
@@ -415,10 +414,9 @@ def _index_probes_priced_as_cached(conn: Connection) -> Iterator[None]:
     open-version index once per number; with the default cost (4) the planner
     scans every version instead: 2.2 s against ~0.6 s at a million numbers.
     """
-    previous = conn.execute(text("SELECT current_setting('random_page_cost')")).scalar_one()
-    conn.execute(text("SELECT set_config('random_page_cost', '1.1', true)"))
+    previous = _set_local(conn, "random_page_cost", "1.1")
     yield
-    conn.execute(text("SELECT set_config('random_page_cost', :v, true)"), {"v": previous})
+    _set_local(conn, "random_page_cost", previous)
 
 
 def forget_digests(conn: Connection, *, source: str, account_id: str) -> int:
@@ -431,9 +429,11 @@ def forget_digests(conn: Connection, *, source: str, account_id: str) -> int:
     return conn.execute(text(statement), {"source": source, "account_id": account_id}).rowcount
 
 
-def _set_work_mem(conn: Connection, value: str) -> None:
-    """SET LOCAL work_mem: for the rest of this transaction only."""
-    conn.execute(text("SELECT set_config('work_mem', :value, true)"), {"value": value})
+def _set_local(conn: Connection, name: str, value: str) -> str:
+    """SET LOCAL a setting (for the rest of this transaction only); return its previous value."""
+    previous = conn.execute(text("SELECT current_setting(:name)"), {"name": name}).scalar_one()
+    conn.execute(text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value})
+    return str(previous)
 
 
 def _check_removal_guard(

@@ -64,7 +64,7 @@ _LENGTH = struct.Struct("!i")
 _NULL_LENGTH = _LENGTH.pack(-1)
 # Binary COPY framing of a staged Unchanged: field count, ord (int8), digest (bytea), NULLs.
 _BINARY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
-_UNCHANGED_HEAD = struct.Struct(f"!hiqi{16}s")
+_UNCHANGED_HEAD = struct.Struct("!hiqi16s")
 _UNCHANGED_TAIL = _NULL_LENGTH * (len(STAGE_COLUMNS) - 2)
 _UNCHANGED_FLUSH = 64 * 1024
 _BINARY_TRAILER = struct.pack("!h", -1)
