@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import IntegrityError
 
 from etl.db.load import LoadResult, load_listing
 from etl.db.runs import start_run
@@ -478,6 +479,77 @@ def test_two_loads_in_one_transaction(engine: Engine) -> None:
         {"account_id": "org-1", "raw": None},
         {"account_id": "org-2", "raw": None},
     ]
+
+
+def indexes(engine: Engine) -> dict[str, tuple[int, str]]:
+    """Each index of the two tables a load inserts into: its oid and its definition."""
+    rows = fetch(
+        engine,
+        "SELECT indexrelid::regclass::text AS name, indexrelid::int8 AS oid, "
+        "pg_get_indexdef(indexrelid) AS definition FROM pg_index "
+        "WHERE indrelid IN ('phone_numbers'::regclass, 'phone_number_versions'::regclass)",
+    )
+    return {r["name"]: (r["oid"], r["definition"]) for r in rows}
+
+
+def test_first_large_load_builds_the_indexes_after_the_rows(
+    engine: Engine, load: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into empty tables, a large load drops the indexes and builds the same ones again."""
+    monkeypatch.setattr("etl.db.load.BULK_LOAD_MIN_ROWS", 3)
+    before = indexes(engine)
+    assert len(before) == 5
+
+    load([number("+14150005550"), number("+14150005551"), number("+14150005552")], T1)
+
+    after = indexes(engine)
+    assert {name: d for name, (_, d) in after.items()} == {n: d for n, (_, d) in before.items()}
+    assert all(after[name][0] != oid for name, (oid, _) in before.items())  # built anew
+    assert [v[0] for v in versions(engine)] == ["+14150005550", "+14150005551", "+14150005552"]
+    copy_a_row = text("INSERT INTO phone_numbers SELECT * FROM phone_numbers LIMIT 1")
+    with pytest.raises(IntegrityError, match="pk_phone_numbers"), engine.begin() as conn:
+        conn.execute(copy_a_row)  # the rebuilt primary key is enforced
+
+
+def test_large_load_into_a_table_with_rows_keeps_its_indexes(
+    engine: Engine, load: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a table has rows, readers may be using it: its indexes are never dropped."""
+    monkeypatch.setattr("etl.db.load.BULK_LOAD_MIN_ROWS", 1)
+    load([number("+14150005550")], T1)
+    before = indexes(engine)
+
+    load([number("+14150005550"), number("+14150005551"), number("+14150005552")], T2)
+
+    assert indexes(engine) == before
+
+
+def test_failed_load_brings_the_dropped_indexes_back(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indexes are dropped inside the load's transaction: a rollback restores them."""
+    monkeypatch.setattr("etl.db.load.BULK_LOAD_MIN_ROWS", 1)
+    before = indexes(engine)
+    run_id = start_run(engine, trigger="manual", started_at=T1)
+
+    def load_then_fail() -> None:
+        with engine.begin() as conn:
+            load_listing(
+                conn,
+                [number("+14150005550")],
+                run_id=run_id,
+                source="sinch",
+                account_id="org-1",
+                run_at=T1,
+                max_removal_fraction=HALF,
+            )
+            raise RuntimeError("after the load")
+
+    with pytest.raises(RuntimeError, match="after the load"):
+        load_then_fail()
+
+    assert indexes(engine) == before
+    assert fetch(engine, "SELECT count(*) AS n FROM phone_numbers") == [{"n": 0}]
 
 
 def test_item_of_another_account_is_refused(engine: Engine, load: Loader) -> None:
