@@ -15,10 +15,12 @@ transaction and never commits, so a listing is loaded entirely or not at all:
 4. rejections go to `rejected_records`;
 5. diff: the staged rows are compared with `phone_numbers` in one hash join and
    only new, changed (any attribute IS DISTINCT FROM) and reappearing numbers
-   are kept; unchanged rows are never written (no new tuple, same xmin);
+   are kept; unchanged rows are never written (no new tuple, same xmin). An
+   account with no row yet skips the comparison: every valid row is new;
 6. history: the open versions of changed numbers are closed at `run_at`;
 7. write: new numbers are inserted, changed and reappearing ones updated by
-   key, and each gets a new open version in the same statement; every
+   key, and each gets a new open version in the same statement (a large
+   insert into an empty table builds its indexes afterwards); every
    normalized number's digest becomes its element's (a table of its own, so
    that a new digest alone never writes a `phone_numbers` row);
 8. removals: absent active numbers get `removed_at = run_at` and their open
@@ -104,10 +106,12 @@ SELECT count(*) FILTER (WHERE j.ord IS NOT NULL AND j.e164 IS NULL) AS mismatche
        (SELECT count(*) FROM gone) AS removed
 FROM joined AS j
 """
-# Active numbers, and how many of them have a digest (all but those loaded before 0002).
+# Active numbers, how many of them have a digest (all but those loaded before 0002), and
+# whether the account has any row at all (else this is its first load).
 _COUNT_ACTIVE = f"""
 SELECT (SELECT count(*) FROM phone_numbers AS p WHERE {_KEY} AND p.removed_at IS NULL),
-       (SELECT count(*) FROM phone_number_digests AS d WHERE {_DKEY})
+       (SELECT count(*) FROM phone_number_digests AS d WHERE {_DKEY}),
+       EXISTS (SELECT FROM phone_numbers AS p WHERE {_KEY})
 """
 # Active numbers without a digest that nothing in the listing names.
 _FIND_UNDIGESTED_GONE = f"""
@@ -359,7 +363,7 @@ def load_listing(
             source=source,
             account_id=account_id,
         )
-    active, digested = conn.execute(text(_COUNT_ACTIVE), params).one()
+    active, digested, has_rows = conn.execute(text(_COUNT_ACTIVE), params).one()
     if digested > active:
         raise DigestMismatch(
             f"{digested} stored digests for {active} active numbers: phone_numbers was "
@@ -392,7 +396,10 @@ def load_listing(
 
     if rejected:
         conn.execute(text(_INSERT_REJECTIONS), params)
-    inserted, changed, reappeared = conn.execute(text(_FIND_CHANGES), params).one()
+    if has_rows:
+        inserted, changed, reappeared = conn.execute(text(_FIND_CHANGES), params).one()
+    else:  # the account's first load: every valid row is new (and none was unchanged)
+        inserted, changed, reappeared = valid, 0, 0
     written = inserted + changed + reappeared
     if changed or reappeared:
         conn.execute(text(f"ANALYZE {DIFF_TABLE}"))
