@@ -223,3 +223,55 @@ def test_elements_with_nested_objects_are_split_in_batches(separator: str) -> No
 
     assert elements == [element.encode()] * 5000
     assert calls < len(body) / 65536 * 6
+
+
+def exact(value: Any) -> Any:
+    """A value with every type spelled out, so that 1 != 1.0 != True and 0.10 != 0.1."""
+    if isinstance(value, dict):
+        return ("dict", [(exact(k), exact(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("list", [exact(v) for v in value])
+    return (type(value).__name__, repr(value))
+
+
+ODD_ELEMENTS = [
+    b'{"a":1,"a":2}',  # a repeated key: the last one wins
+    b'{"n":123456789012345678901234567890,"m":-9223372036854775809}',
+    b'{"n":1E2,"m":-0,"k":-0.0,"j":1.5e-7,"i":1e400}',
+    b'{"s":"\\ud83d\\ude00","t":"a\\u0000b","u":"\\ud800"}',  # a pair, NUL, a lone surrogate
+    b'{"n":1.' + b"9" * 5000 + b"}",
+    b' { "spaced" : [ 1 , 2.50 ] } ',
+    b"[1,[2,[3]]]",
+    b'"text"',
+]
+
+
+@pytest.mark.parametrize("element", ODD_ELEMENTS)
+def test_decode_gives_exactly_what_the_json_module_gives(element: bytes) -> None:
+    """msgspec decodes, the json module takes what it refuses: the values are the same."""
+    listing = _json.Listing(iter(()), source="s", account_id="a")
+    expected = json.loads(element, parse_float=Decimal)
+    assert exact(listing.decode(element)) == exact(expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=VALUES, ascii_only=st.booleans())
+def test_decode_equals_json_loads_for_any_value(value: Any, ascii_only: bool) -> None:
+    """Any value, with or without ASCII escapes, decodes to json.loads' value, type for type."""
+    element = json.dumps(
+        value, ensure_ascii=ascii_only, default=lambda d: float(d) if isinstance(d, Decimal) else d
+    ).encode()
+    listing = _json.Listing(iter(()), source="s", account_id="a")
+    assert exact(listing.decode(element)) == exact(json.loads(element, parse_float=Decimal))
+
+
+@pytest.mark.parametrize(
+    "element",
+    [b"[NaN]", b"9" * 5000, b"[" * 100_000 + b"]" * 100_000, b"\xff", b'{"a":1'],
+    ids=["nan", "huge", "deep", "not-utf8", "truncated"],
+)
+def test_decode_refuses_what_json_refuses(element: bytes) -> None:
+    """What neither decoder takes is a MalformedResponse."""
+    listing = _json.Listing(iter(()), source="s", account_id="a")
+    with pytest.raises(MalformedResponse, match="a listing element is not valid JSON"):
+        listing.decode(element)
