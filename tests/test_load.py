@@ -524,6 +524,26 @@ def test_large_load_into_a_table_with_rows_keeps_its_indexes(
     assert indexes(engine) == before
 
 
+def test_large_first_load_does_not_wait_for_a_reader_of_the_empty_table(
+    engine: Engine, load: Loader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An open transaction that read the table keeps its lock: the load keeps the indexes."""
+    monkeypatch.setattr("etl.db.load.BULK_LOAD_MIN_ROWS", 1)
+    before = indexes(engine)
+
+    with engine.connect() as reader:
+        reader.execute(text("SELECT count(*) FROM phone_numbers"))  # idle in transaction now
+        result = load([number("+14150005550"), number("+14150005551")], T1)
+        reader.rollback()
+
+    assert result.inserted == 2
+    after = indexes(engine)
+    assert {
+        n: after[n] for n in after if n.startswith(("pk_phone_numbers", "ix_phone_numbers"))
+    } == {n: before[n] for n in before if n.startswith(("pk_phone_numbers", "ix_phone_numbers"))}
+    assert after["uq_phone_number_versions_open"] != before["uq_phone_number_versions_open"]
+
+
 def test_failed_load_brings_the_dropped_indexes_back(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

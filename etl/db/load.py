@@ -43,6 +43,7 @@ from typing import Any, cast
 
 import psycopg
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from etl.db.stage import STAGE_TABLE, create_stage_table, stage_listing
 from etl.errors import DigestMismatch, MassRemovalRefused
@@ -459,7 +460,9 @@ def _indexes_built_after_if_empty(conn: Connection, tables: Iterable[str]) -> It
     """Drop the indexes of each of `tables` that is empty, and build them again after the block.
 
     Each such table is locked ACCESS EXCLUSIVE until commit, so other sessions
-    wait for the load instead of reading an empty table. Everything is inside
+    wait for the load instead of reading an empty table. A table that another
+    session is using right now (an open transaction that read it, say) is not
+    waited for: it is loaded with its indexes in place. Everything is inside
     the load's transaction: on failure the rollback brings the indexes back
     as they were. A table with a foreign key pointing at it is left alone.
     """
@@ -468,7 +471,13 @@ def _indexes_built_after_if_empty(conn: Connection, tables: Iterable[str]) -> It
         check = text(_IS_EMPTY_AND_UNREFERENCED.format(table=table))
         if not conn.execute(check, {"table": table}).scalar_one():
             continue
-        conn.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        try:
+            with conn.begin_nested():  # a refused lock rolls back this savepoint only
+                conn.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE NOWAIT"))
+        except OperationalError as exc:
+            if not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+                raise
+            continue
         if not conn.execute(check, {"table": table}).scalar_one():  # filled meanwhile
             continue
         for drop, build in conn.execute(text(_INDEX_DEFINITIONS), {"table": table}):
