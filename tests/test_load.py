@@ -544,6 +544,35 @@ def test_large_first_load_does_not_wait_for_a_reader_of_the_empty_table(
     assert after["uq_phone_number_versions_open"] != before["uq_phone_number_versions_open"]
 
 
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "COMMENT ON INDEX ix_phone_numbers_expires_at IS 'for the expiry report'",
+        "COMMENT ON CONSTRAINT pk_phone_numbers ON phone_numbers IS 'the key'",
+        "ALTER TABLE phone_numbers CLUSTER ON pk_phone_numbers",
+        "ALTER TABLE phone_numbers REPLICA IDENTITY USING INDEX pk_phone_numbers",
+        "CREATE TABLE number_notes (source text, account_id text, e164 text,"
+        " FOREIGN KEY (source, account_id, e164) REFERENCES phone_numbers)",
+    ],
+    ids=["index-comment", "constraint-comment", "cluster", "replica-identity", "foreign-key"],
+)
+def test_indexes_carrying_more_than_their_definition_are_kept(
+    engine: Engine, load: Loader, monkeypatch: pytest.MonkeyPatch, setup: str
+) -> None:
+    """What rebuilding from the definitions would lose keeps the table's indexes in place."""
+    monkeypatch.setattr("etl.db.load.BULK_LOAD_MIN_ROWS", 1)
+    with engine.begin() as conn:
+        conn.execute(text(setup))
+    before = indexes(engine)
+
+    load([number("+14150005550"), number("+14150005551")], T1)
+
+    after = indexes(engine)
+    assert {n: v for n, v in after.items() if "phone_numbers" in n} == {
+        n: v for n, v in before.items() if "phone_numbers" in n
+    }
+
+
 def test_failed_load_brings_the_dropped_indexes_back(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

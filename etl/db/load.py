@@ -254,11 +254,21 @@ LEFT JOIN pg_constraint AS c ON c.conindid = i.indexrelid AND c.conrelid = i.ind
 WHERE i.indrelid = CAST(:table AS regclass)
 ORDER BY c.oid IS NULL, CAST(i.indexrelid AS regclass)::text
 """
-# A foreign key pointing at the table needs its unique index: such a table keeps them.
-_IS_EMPTY_AND_UNREFERENCED = """
+# Whether the table's indexes may be dropped and built again: it is empty, and nothing
+# would be lost or refused on the way. A foreign key pointing at the table needs its
+# unique index; the statements above do not carry an index's or a constraint's comment,
+# CLUSTER mark or role as the replica identity. Such a table keeps its indexes.
+_MAY_BUILD_INDEXES_AFTER = """
 SELECT NOT EXISTS (SELECT FROM {table})
    AND NOT EXISTS (SELECT FROM pg_constraint AS c
                    WHERE c.contype = 'f' AND c.confrelid = CAST(:table AS regclass))
+   AND NOT EXISTS (SELECT FROM pg_index AS i
+                   WHERE i.indrelid = CAST(:table AS regclass)
+                     AND (i.indisclustered OR i.indisreplident
+                          OR obj_description(i.indexrelid, 'pg_class') IS NOT NULL))
+   AND NOT EXISTS (SELECT FROM pg_constraint AS c
+                   WHERE c.conrelid = CAST(:table AS regclass) AND c.conindid <> 0
+                     AND obj_description(c.oid, 'pg_constraint') IS NOT NULL)
 """
 
 _MARK_REMOVED = f"""
@@ -464,11 +474,12 @@ def _indexes_built_after_if_empty(conn: Connection, tables: Iterable[str]) -> It
     session is using right now (an open transaction that read it, say) is not
     waited for: it is loaded with its indexes in place. Everything is inside
     the load's transaction: on failure the rollback brings the indexes back
-    as they were. A table with a foreign key pointing at it is left alone.
+    as they were. A table whose indexes carry more than their definitions (see
+    `_MAY_BUILD_INDEXES_AFTER`) is left alone.
     """
     rebuild: list[str] = []
     for table in tables:
-        check = text(_IS_EMPTY_AND_UNREFERENCED.format(table=table))
+        check = text(_MAY_BUILD_INDEXES_AFTER.format(table=table))
         if not conn.execute(check, {"table": table}).scalar_one():
             continue
         try:
