@@ -249,6 +249,7 @@ def load_source_listing(
                 run_at=run_at,
                 max_removal_fraction=settings.max_removal_fraction,
                 allow_mass_removal=allow_mass_removal,
+                bulk_load_min_rows=settings.bulk_load_min_rows,
             )
             upsert_provider_account(
                 conn,

@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     max_removal_fraction: Decimal = Field(
         Decimal("0.5"), ge=0, le=1, alias="NUMBERS_ETL_MAX_REMOVAL_FRACTION"
     )
+    bulk_load_min_rows: int = Field(50_000, ge=0, alias="NUMBERS_ETL_BULK_LOAD_MIN_ROWS")
 
     # Sinch
     sinch_base_url: str = Field("https://portalapi.sinch.com", alias="SINCH_BASE_URL")

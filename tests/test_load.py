@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -481,66 +483,87 @@ def test_two_loads_in_one_transaction(engine: Engine) -> None:
     ]
 
 
-def indexes(engine: Engine) -> dict[str, tuple[int, str]]:
-    """Each index of the two tables a load inserts into: its oid and its definition."""
+def indexes(engine: Engine) -> dict[str, tuple[int, str, str | None]]:
+    """Each index of the two tables a load inserts into: oid, definition, constraint's."""
     rows = fetch(
         engine,
-        "SELECT indexrelid::regclass::text AS name, indexrelid::int8 AS oid, "
-        "pg_get_indexdef(indexrelid) AS definition FROM pg_index "
-        "WHERE indrelid IN ('phone_numbers'::regclass, 'phone_number_versions'::regclass)",
+        "SELECT i.indexrelid::regclass::text AS name, i.indexrelid::int8 AS oid,"
+        " pg_get_indexdef(i.indexrelid) AS definition,"
+        " c.contype::text || ' ' || pg_get_constraintdef(c.oid) AS constraint_definition"
+        " FROM pg_index AS i LEFT JOIN pg_constraint AS c ON c.conindid = i.indexrelid"
+        " WHERE i.indrelid IN ('phone_numbers'::regclass, 'phone_number_versions'::regclass)",
     )
-    return {r["name"]: (r["oid"], r["definition"]) for r in rows}
+    return {r["name"]: (r["oid"], r["definition"], r["constraint_definition"]) for r in rows}
 
 
-def test_first_large_load_builds_the_indexes_after_the_rows(
-    engine: Engine, load: Loader, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def definitions(found: dict[str, tuple[int, str, str | None]]) -> dict[str, tuple[Any, ...]]:
+    """`indexes` without the oids: what must survive a rebuild."""
+    return {name: rest for name, (_, *rest) in found.items()}
+
+
+def test_first_large_load_builds_the_indexes_after_the_rows(engine: Engine, load: Loader) -> None:
     """Into empty tables, a large load drops the indexes and builds the same ones again."""
-    monkeypatch.setattr("etl.db.load.BULK_LOAD_MIN_ROWS", 3)
     before = indexes(engine)
     assert len(before) == 5
+    assert before["pk_phone_numbers"][2] == "p PRIMARY KEY (source, account_id, e164)"
 
-    load([number("+14150005550"), number("+14150005551"), number("+14150005552")], T1)
+    numbers = [number("+14150005550"), number("+14150005551"), number("+14150005552")]
+    load(numbers, T1, bulk_load_min_rows=3)
 
     after = indexes(engine)
-    assert {name: d for name, (_, d) in after.items()} == {n: d for n, (_, d) in before.items()}
-    assert all(after[name][0] != oid for name, (oid, _) in before.items())  # built anew
+    assert definitions(after) == definitions(before)
+    assert all(after[name][0] != oid for name, (oid, *_) in before.items())  # built anew
     assert [v[0] for v in versions(engine)] == ["+14150005550", "+14150005551", "+14150005552"]
     copy_a_row = text("INSERT INTO phone_numbers SELECT * FROM phone_numbers LIMIT 1")
     with pytest.raises(IntegrityError, match="pk_phone_numbers"), engine.begin() as conn:
         conn.execute(copy_a_row)  # the rebuilt primary key is enforced
 
 
-def test_large_load_into_a_table_with_rows_keeps_its_indexes(
-    engine: Engine, load: Loader, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_load_below_the_threshold_keeps_the_indexes(engine: Engine, load: Loader) -> None:
+    """Fewer new numbers than the threshold (or a threshold of 0) change no index."""
+    before = indexes(engine)
+
+    load([number("+14150005550"), number("+14150005551")], T1, bulk_load_min_rows=3)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE phone_numbers, phone_number_versions"))
+    load([number("+14150005550"), number("+14150005551")], T2, bulk_load_min_rows=0)
+
+    assert indexes(engine) == before
+
+
+def test_large_load_into_a_table_with_rows_keeps_its_indexes(engine: Engine, load: Loader) -> None:
     """Once a table has rows, readers may be using it: its indexes are never dropped."""
-    monkeypatch.setattr("etl.db.load.BULK_LOAD_MIN_ROWS", 1)
     load([number("+14150005550")], T1)
     before = indexes(engine)
 
-    load([number("+14150005550"), number("+14150005551"), number("+14150005552")], T2)
+    numbers = [number("+14150005550"), number("+14150005551"), number("+14150005552")]
+    load(numbers, T2, bulk_load_min_rows=1)
 
     assert indexes(engine) == before
 
 
 def test_large_first_load_does_not_wait_for_a_reader_of_the_empty_table(
-    engine: Engine, load: Loader, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, load: Loader
 ) -> None:
     """An open transaction that read the table keeps its lock: the load keeps the indexes."""
-    monkeypatch.setattr("etl.db.load.BULK_LOAD_MIN_ROWS", 1)
     before = indexes(engine)
 
     with engine.connect() as reader:
         reader.execute(text("SELECT count(*) FROM phone_numbers"))  # idle in transaction now
-        result = load([number("+14150005550"), number("+14150005551")], T1)
+        with engine.begin() as conn:  # the idle connection the load takes next: were the
+            conn.execute(text("SET lock_timeout = '20s'"))  # load to wait, 20 s, then give up
+        numbers = [number("+14150005550"), number("+14150005551")]
+        started = time.monotonic()
+        result = load(numbers, T1, bulk_load_min_rows=1)
+        waited = time.monotonic() - started
         reader.rollback()
 
     assert result.inserted == 2
+    assert waited < 10
     after = indexes(engine)
-    assert {
-        n: after[n] for n in after if n.startswith(("pk_phone_numbers", "ix_phone_numbers"))
-    } == {n: before[n] for n in before if n.startswith(("pk_phone_numbers", "ix_phone_numbers"))}
+    assert {n: after[n] for n in ("pk_phone_numbers", "ix_phone_numbers_expires_at")} == {
+        n: before[n] for n in ("pk_phone_numbers", "ix_phone_numbers_expires_at")
+    }
     assert after["uq_phone_number_versions_open"] != before["uq_phone_number_versions_open"]
 
 
@@ -551,33 +574,76 @@ def test_large_first_load_does_not_wait_for_a_reader_of_the_empty_table(
         "COMMENT ON CONSTRAINT pk_phone_numbers ON phone_numbers IS 'the key'",
         "ALTER TABLE phone_numbers CLUSTER ON pk_phone_numbers",
         "ALTER TABLE phone_numbers REPLICA IDENTITY USING INDEX pk_phone_numbers",
+        "CREATE INDEX ix_city ON phone_numbers (lower(city));"
+        " ALTER INDEX ix_city ALTER COLUMN 1 SET STATISTICS 1000",
         "CREATE TABLE number_notes (source text, account_id text, e164 text,"
         " FOREIGN KEY (source, account_id, e164) REFERENCES phone_numbers)",
+        "CREATE VIEW number_countries AS SELECT source, account_id, e164, country_code"
+        " FROM phone_numbers GROUP BY source, account_id, e164",  # depends on the key
+        "ALTER TABLE phone_numbers ADD CONSTRAINT fk_run FOREIGN KEY (last_run_id)"
+        " REFERENCES sync_runs DEFERRABLE INITIALLY DEFERRED",  # pending trigger events
     ],
-    ids=["index-comment", "constraint-comment", "cluster", "replica-identity", "foreign-key"],
+    ids=[
+        "index-comment",
+        "constraint-comment",
+        "cluster",
+        "replica-identity",
+        "statistics-target",
+        "foreign-key",
+        "dependent-view",
+        "deferrable-trigger",
+    ],
 )
-def test_indexes_carrying_more_than_their_definition_are_kept(
-    engine: Engine, load: Loader, monkeypatch: pytest.MonkeyPatch, setup: str
+def test_indexes_that_a_rebuild_would_change_or_fail_on_are_kept(
+    engine: Engine, load: Loader, setup: str
 ) -> None:
-    """What rebuilding from the definitions would lose keeps the table's indexes in place."""
-    monkeypatch.setattr("etl.db.load.BULK_LOAD_MIN_ROWS", 1)
+    """What rebuilding from the definitions would lose or be refused keeps the indexes."""
     with engine.begin() as conn:
         conn.execute(text(setup))
     before = indexes(engine)
 
-    load([number("+14150005550"), number("+14150005551")], T1)
+    load([number("+14150005550"), number("+14150005551")], T1, bulk_load_min_rows=1)
 
     after = indexes(engine)
-    assert {n: v for n, v in after.items() if "phone_numbers" in n} == {
-        n: v for n, v in before.items() if "phone_numbers" in n
+    assert {n: after[n] for n in ("pk_phone_numbers", "ix_phone_numbers_expires_at")} == {
+        n: before[n] for n in ("pk_phone_numbers", "ix_phone_numbers_expires_at")
     }
+    assert fetch(engine, "SELECT count(*) AS n FROM phone_numbers") == [{"n": 2}]
 
 
-def test_failed_load_brings_the_dropped_indexes_back(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_role_that_does_not_own_the_tables_loads_with_their_indexes(engine: Engine) -> None:
+    """DDL needs the owner's role; a sync may run with plain privileges: the indexes stay."""
+    role = f"numbers_loader_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {role}"))
+        conn.execute(text(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"))
+        conn.execute(text(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"))
+    before = indexes(engine)
+    run_id = start_run(engine, trigger="manual", started_at=T1)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"SET LOCAL ROLE {role}"))
+            result = load_listing(
+                conn,
+                [number("+14150005550"), number("+14150005551")],
+                run_id=run_id,
+                source="sinch",
+                account_id="org-1",
+                run_at=T1,
+                max_removal_fraction=HALF,
+                bulk_load_min_rows=1,
+            )
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+
+    assert result.inserted == 2
+    assert indexes(engine) == before
+
+
+def test_failed_load_brings_the_dropped_indexes_back(engine: Engine) -> None:
     """The indexes are dropped inside the load's transaction: a rollback restores them."""
-    monkeypatch.setattr("etl.db.load.BULK_LOAD_MIN_ROWS", 1)
     before = indexes(engine)
     run_id = start_run(engine, trigger="manual", started_at=T1)
 
@@ -591,7 +657,10 @@ def test_failed_load_brings_the_dropped_indexes_back(
                 account_id="org-1",
                 run_at=T1,
                 max_removal_fraction=HALF,
+                bulk_load_min_rows=1,
             )
+            rebuilt = conn.execute(text("SELECT 'pk_phone_numbers'::regclass::oid::int8"))
+            assert rebuilt.scalar_one() != before["pk_phone_numbers"][0]  # not yet committed
             raise RuntimeError("after the load")
 
     with pytest.raises(RuntimeError, match="after the load"):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from etl.db.load import BULK_LOAD_MIN_ROWS
 from etl.errors import ConfigError
 from etl.pipeline import selected_sources
 from etl.settings import load_settings, parse_duration
@@ -23,6 +24,7 @@ def test_defaults_match_the_spec() -> None:
     assert settings.log_format == "text"
     assert settings.log_level == "INFO"
     assert settings.max_removal_fraction == Decimal("0.5")
+    assert settings.bulk_load_min_rows == BULK_LOAD_MIN_ROWS == 50_000
     assert settings.sinch_base_url == "https://portalapi.sinch.com"
     assert settings.pingram_url == "https://api.pingram.io"
     assert settings.pingram_account == "default"
@@ -62,6 +64,11 @@ def test_defaults_match_the_spec() -> None:
             {"NUMBERS_ETL_HTTP_READ_TIMEOUT": "-1"},
             "NUMBERS_ETL_HTTP_READ_TIMEOUT Input should be greater than 0",
             id="negative-timeout",
+        ),
+        pytest.param(
+            {"NUMBERS_ETL_BULK_LOAD_MIN_ROWS": "-1"},
+            "NUMBERS_ETL_BULK_LOAD_MIN_ROWS Input should be greater than or equal to 0",
+            id="negative-bulk-threshold",
         ),
         pytest.param(
             {"NUMBERS_ETL_SCHEDULE": "every hour"},
