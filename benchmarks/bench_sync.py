@@ -119,7 +119,7 @@ def child_sync(database_url: str, env: dict[str, str]) -> dict[str, Any]:
         elapsed = time.perf_counter() - statement_start.pop(id(cursor), time.perf_counter())
         if ("valid_to" in statement and "UPDATE" in statement) or "removed_at = " in statement:
             timers["history/removals"] += elapsed
-        elif "phone_numbers" in statement or "_stage" in statement or "ANALYZE" in statement:
+        elif "phone_number" in statement or "_stage" in statement or "ANALYZE" in statement:
             timers["merge"] += elapsed
 
     with engine.connect() as conn:
