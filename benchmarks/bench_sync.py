@@ -11,12 +11,15 @@ Runs, each in a fresh process (so peak RSS is that run's own):
 
 and prints, per run: seconds per phase (fetch+parse, normalize, stage, merge,
 history/removals), total, rows/s, rows written, peak RSS and the ratio to the floor.
+Each run and each floor attempt starts after a CHECKPOINT, so that none shares the
+server with the writes of the one before.
 
 The sync runs are the real `etl.pipeline.sync`; the benchmark only wraps the
 listing scanner's methods, the element decoder and the normalizer with timers and
-times each SQL statement of the load through SQLAlchemy's events. Staging is the load's remaining time (the COPY
-itself runs on the psycopg connection). The simulator runs as its own process.
-Uses NUMBERS_ETL_DATABASE_URL when set, else an embedded PostgreSQL in a temp dir.
+times each SQL statement of the load through SQLAlchemy's events. Staging is the
+load's remaining time (the COPY itself runs on the psycopg connection). The
+simulator runs as its own process. Uses NUMBERS_ETL_DATABASE_URL when set, else an
+embedded PostgreSQL in a temp dir.
 """
 
 from __future__ import annotations
@@ -177,6 +180,7 @@ def child_floor(database_url: str, env: dict[str, str]) -> dict[str, Any]:
     attempts: list[float] = []
     with psycopg.connect(dsn, autocommit=True) as conn:
         for _ in range(FLOOR_ATTEMPTS):
+            checkpoint(database_url)
             # The floor table has the target's column types, and nothing else.
             conn.execute("DROP TABLE IF EXISTS bench_floor")
             conn.execute(
@@ -242,6 +246,22 @@ def simulator(numbers: int, revision: int) -> Iterator[dict[str, str]]:
         proc.wait(timeout=10)
 
 
+def checkpoint(database_url: str) -> None:
+    """CHECKPOINT, so that a measurement does not share the server with the writes of the
+    previous one (a checkpoint of a million-row load runs for minutes); skipped where
+    the role may not."""
+    import psycopg
+
+    from etl.db.engine import make_engine
+
+    dsn = make_engine(database_url).url.set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        try:
+            conn.execute("CHECKPOINT")
+        except psycopg.errors.InsufficientPrivilege:
+            print("(no CHECKPOINT between runs: the role may not)", file=sys.stderr)
+
+
 def run_child(kind: str, database_url: str, env: dict[str, str]) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter and return its JSON report."""
     done = subprocess.run(
@@ -299,6 +319,7 @@ def main() -> None:
     with benchmark_database() as url:
         for name, revision in SCENARIOS:
             with simulator(args.numbers, revision) as env:
+                checkpoint(url)
                 reports[name] = run_child("sync", url, env)
         with simulator(args.numbers, 0) as env:
             floor = run_child("floor", url, env)
