@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from etl.db.load import LoadResult, load_listing
@@ -48,6 +48,21 @@ def rejection(reason: str, record: Any, e164: str | None = None) -> Rejection:
     return Rejection(source="sinch", account_id="org-1", reason=reason, record=record, e164=e164)
 
 
+def load_in(
+    conn: Connection,
+    items: Iterable[NumberRow | Rejection],
+    *,
+    run_id: int,
+    run_at: datetime = T1,
+    **options: Any,
+) -> LoadResult:
+    """A load of sinch/org-1 inside the caller's transaction (the guard at one half)."""
+    options.setdefault("max_removal_fraction", HALF)
+    return load_listing(
+        conn, items, run_id=run_id, source="sinch", account_id="org-1", run_at=run_at, **options
+    )
+
+
 @pytest.fixture
 def load(engine: Engine) -> Loader:
     """Load a listing of sinch/org-1 in its own run and transaction, as the pipeline does."""
@@ -55,16 +70,7 @@ def load(engine: Engine) -> Loader:
     def run(items: Iterable[NumberRow | Rejection], run_at: datetime, **options: Any) -> LoadResult:
         run_id = start_run(engine, trigger="manual", started_at=run_at)
         with engine.begin() as conn:
-            return load_listing(
-                conn,
-                items,
-                run_id=run_id,
-                source="sinch",
-                account_id="org-1",
-                run_at=run_at,
-                max_removal_fraction=options.pop("max_removal_fraction", HALF),
-                **options,
-            )
+            return load_in(conn, items, run_id=run_id, run_at=run_at, **options)
 
     return run
 
@@ -623,16 +629,8 @@ def test_a_role_that_does_not_own_the_tables_loads_with_their_indexes(engine: En
     try:
         with engine.begin() as conn:
             conn.execute(text(f"SET LOCAL ROLE {role}"))
-            result = load_listing(
-                conn,
-                [number("+14150005550"), number("+14150005551")],
-                run_id=run_id,
-                source="sinch",
-                account_id="org-1",
-                run_at=T1,
-                max_removal_fraction=HALF,
-                bulk_load_min_rows=1,
-            )
+            numbers = [number("+14150005550"), number("+14150005551")]
+            result = load_in(conn, numbers, run_id=run_id, bulk_load_min_rows=1)
     finally:
         with engine.begin() as conn:
             conn.execute(text(f"DROP OWNED BY {role}"))
@@ -649,16 +647,7 @@ def test_failed_load_brings_the_dropped_indexes_back(engine: Engine) -> None:
 
     def load_then_fail() -> None:
         with engine.begin() as conn:
-            load_listing(
-                conn,
-                [number("+14150005550")],
-                run_id=run_id,
-                source="sinch",
-                account_id="org-1",
-                run_at=T1,
-                max_removal_fraction=HALF,
-                bulk_load_min_rows=1,
-            )
+            load_in(conn, [number("+14150005550")], run_id=run_id, bulk_load_min_rows=1)
             rebuilt = conn.execute(text("SELECT 'pk_phone_numbers'::regclass::oid::int8"))
             assert rebuilt.scalar_one() != before["pk_phone_numbers"][0]  # not yet committed
             raise RuntimeError("after the load")
