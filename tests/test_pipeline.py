@@ -155,6 +155,22 @@ def test_run_records_are_written(
     ]
 
 
+@pytest.mark.parametrize(("threshold", "rebuilt"), [("1", True), ("0", False)])
+def test_the_bulk_load_threshold_setting_reaches_the_loader(
+    engine: Engine, make_settings: SettingsFactory, threshold: str, rebuilt: bool
+) -> None:
+    """NUMBERS_ETL_BULK_LOAD_MIN_ROWS=1 builds the indexes of the empty tables anew; 0 never."""
+    key_index = text("SELECT 'pk_phone_numbers'::regclass::oid")
+    with engine.connect() as conn:
+        before = conn.execute(key_index).scalar()
+
+    result = sync(engine, make_settings(NUMBERS_ETL_BULK_LOAD_MIN_ROWS=threshold))
+
+    with engine.connect() as conn:
+        assert (conn.execute(key_index).scalar() != before) is rebuilt
+    assert result.status == "succeeded"
+
+
 def test_second_sync_of_the_same_data_changes_nothing(
     engine: Engine, make_settings: SettingsFactory
 ) -> None:
