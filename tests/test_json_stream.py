@@ -270,8 +270,8 @@ def test_decode_equals_json_loads_for_any_value(value: Any, ascii_only: bool) ->
     [b"[NaN]", b"9" * 5000, b"[" * 100_000 + b"]" * 100_000, b"\xff", b'{"a":1'],
     ids=["nan", "huge", "deep", "not-utf8", "truncated"],
 )
-def test_decode_refuses_what_json_refuses(element: bytes) -> None:
-    """What neither decoder takes is a MalformedResponse."""
+def test_decode_refuses_what_our_json_decoder_refuses(element: bytes) -> None:
+    """What neither decoder takes (NaN included, which plain json.loads accepts) is refused."""
     listing = _json.Listing(iter(()), source="s", account_id="a")
     with pytest.raises(MalformedResponse, match="a listing element is not valid JSON"):
         listing.decode(element)

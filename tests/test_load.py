@@ -496,7 +496,8 @@ def indexes(engine: Engine) -> dict[str, tuple[int, str, str | None]]:
         "SELECT i.indexrelid::regclass::text AS name, i.indexrelid::int8 AS oid,"
         " pg_get_indexdef(i.indexrelid) AS definition,"
         " c.contype::text || ' ' || pg_get_constraintdef(c.oid) AS constraint_definition"
-        " FROM pg_index AS i LEFT JOIN pg_constraint AS c ON c.conindid = i.indexrelid"
+        " FROM pg_index AS i LEFT JOIN pg_constraint AS c"
+        " ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid"
         " WHERE i.indrelid IN ('phone_numbers'::regclass, 'phone_number_versions'::regclass)",
     )
     return {r["name"]: (r["oid"], r["definition"], r["constraint_definition"]) for r in rows}
@@ -548,20 +549,19 @@ def test_large_load_into_a_table_with_rows_keeps_its_indexes(engine: Engine, loa
     assert indexes(engine) == before
 
 
-def test_large_first_load_does_not_wait_for_a_reader_of_the_empty_table(
-    engine: Engine, load: Loader
-) -> None:
+def test_large_first_load_does_not_wait_for_a_reader_of_the_empty_table(engine: Engine) -> None:
     """An open transaction that read the table keeps its lock: the load keeps the indexes."""
     before = indexes(engine)
+    run_id = start_run(engine, trigger="manual", started_at=T1)
 
     with engine.connect() as reader:
         reader.execute(text("SELECT count(*) FROM phone_numbers"))  # idle in transaction now
-        with engine.begin() as conn:  # the idle connection the load takes next: were the
-            conn.execute(text("SET lock_timeout = '20s'"))  # load to wait, 20 s, then give up
-        numbers = [number("+14150005550"), number("+14150005551")]
-        started = time.monotonic()
-        result = load(numbers, T1, bulk_load_min_rows=1)
-        waited = time.monotonic() - started
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '20s'"))  # were it to wait: 20 s, then fail
+            numbers = [number("+14150005550"), number("+14150005551")]
+            started = time.monotonic()
+            result = load_in(conn, numbers, run_id=run_id, bulk_load_min_rows=1)
+            waited = time.monotonic() - started
         reader.rollback()
 
     assert result.inserted == 2

@@ -32,6 +32,7 @@ Every timestamp written is `run_at`; nothing reads the database clock.
 
 from __future__ import annotations
 
+import logging
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
@@ -49,6 +50,8 @@ from etl.db.stage import STAGE_TABLE, create_stage_table, stage_listing
 from etl.errors import DigestMismatch, MassRemovalRefused
 from etl.transform import ATTRIBUTE_COLUMNS, LoadItem
 from etl.transform.digest import DigestSet
+
+log = logging.getLogger(__name__)
 
 DIFF_TABLE = "_numbers_diff"
 GONE_TABLE = "_numbers_gone"
@@ -257,16 +260,18 @@ WHERE i.indrelid = CAST(:table AS regclass)
 ORDER BY c.oid IS NULL, CAST(i.indexrelid AS regclass)::text
 """
 # Whether the table's indexes may be dropped and built again from their definitions:
-# the table is empty and ours to alter (its owner's role), and nothing would be lost or
-# refused on the way. Such a table has no object depending on an index or on a
-# constraint's index (a foreign key pointing at it, a view grouping by its primary
-# key), no deferrable trigger (its pending events would forbid the ALTER TABLE after
-# the insert), and no index whose tablespace, comment, CLUSTER mark, replica-identity
-# role or statistics target the definitions do not carry. Any other table keeps them.
+# the table (every account's rows: it is one btree) is empty and ours to alter (its
+# owner's role), and nothing would be lost or refused on the way. Such a table has no
+# object depending on an index or on an index's constraint (a foreign key pointing at
+# it, a view grouping by its primary key), no deferrable trigger (its pending events
+# would forbid the ALTER TABLE after the insert), no comment on such a constraint, and
+# no index whose tablespace, comment, CLUSTER mark, replica-identity role or
+# statistics target the definitions do not carry. Any other table keeps them.
 _MAY_BUILD_INDEXES_AFTER = """
 WITH t AS (SELECT CAST(:table AS regclass) AS oid),
      ix AS (SELECT i.* FROM pg_index AS i, t WHERE i.indrelid = t.oid),
-     con AS (SELECT c.* FROM pg_constraint AS c, t WHERE c.conrelid = t.oid AND c.conindid <> 0)
+     con AS (SELECT c.* FROM pg_constraint AS c, t
+             WHERE c.conrelid = t.oid AND c.contype IN ('p', 'u', 'x'))
 SELECT NOT EXISTS (SELECT FROM {table})
    AND (SELECT pg_has_role(c.relowner, 'USAGE') FROM pg_class AS c, t WHERE c.oid = t.oid)
    AND NOT EXISTS (SELECT FROM pg_depend AS d
@@ -504,12 +509,14 @@ def _indexes_built_after_if_empty(conn: Connection, tables: Iterable[str]) -> It
         except OperationalError as exc:
             if not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
                 raise
+            log.info("%s is in use by another session: loading it with its indexes", table)
             continue
         if not conn.execute(check, {"table": table}).scalar_one():  # filled meanwhile
             continue
         for drop, build in conn.execute(text(_INDEX_DEFINITIONS), {"table": table}):
             conn.exec_driver_sql(drop)
             rebuild.append(build)
+        log.info("%s is empty: building its indexes after the rows, locked until commit", table)
     yield
     if rebuild:
         previous = _set_local(conn, "maintenance_work_mem", LOAD_WORK_MEM)

@@ -14,9 +14,10 @@ Inside it, `msgspec` splits all the complete elements of the buffer in one C
 call (0.5 µs an element, validating their syntax); where that cannot be used
 (an element that is not an object, or one msgspec refuses) the scanner falls
 back to the C `json` decoder, one element at a time (6-8 µs an element).
-Decoding gives what the `json` decoder with `parse_float=Decimal` gives (msgspec
-decodes, and `json` takes what msgspec refuses), so numbers come out as `int` or
-`decimal.Decimal` (never `float`), and each object record keeps its exact text
+Decoding gives what the `json` decoder with `parse_float=Decimal` gives, except
+that NaN and Infinity are refused (msgspec decodes, and `json` takes what msgspec
+refuses), so numbers come out as `int` or `decimal.Decimal` (never `float`), and
+each object record keeps its exact text
 (`RawRecord.json_text`), which the loader stores as `raw` without serializing it
 again.
 
