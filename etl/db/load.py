@@ -36,7 +36,7 @@ import logging
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -406,7 +406,7 @@ def load_listing(
     if active > digested:
         removed += conn.execute(text(_FIND_UNDIGESTED_GONE), params).rowcount
     duplicates = 0
-    if staged.fetched - staged.unchanged - staged.rejections or staged.repeated:
+    if staged.normalized or staged.repeated:
         duplicates = conn.execute(text(_FIND_DUPLICATES)).rowcount
     if duplicates:
         conn.execute(text(_MARK_DUPLICATES))
@@ -447,7 +447,7 @@ def load_listing(
     if stale:
         conn.execute(text(_FORGET_STALE_DIGESTS))
     recorded = 0
-    if staged.fetched - staged.unchanged - staged.rejections:  # some were normalized
+    if staged.normalized:
         recorded = conn.execute(text(_RECORD_DIGESTS), params).rowcount
     if removed:
         with _index_probes_priced_as_cached(conn):
@@ -474,16 +474,25 @@ def load_listing(
 
 
 @contextmanager
-def _index_probes_priced_as_cached(conn: Connection) -> Iterator[None]:
-    """random_page_cost 1.1 for the statements inside (SET LOCAL, then back).
+def _local_setting(conn: Connection, name: str, value: str) -> Iterator[None]:
+    """A setting for the statements inside (SET LOCAL), then back to what it was.
+
+    Not restored when the block raises: the transaction then rolls back, and
+    SET LOCAL with it.
+    """
+    previous = _set_local(conn, name, value)
+    yield
+    _set_local(conn, name, previous)
+
+
+def _index_probes_priced_as_cached(conn: Connection) -> AbstractContextManager[None]:
+    """random_page_cost 1.1 for the statements inside.
 
     Closing the versions of a few changed or removed numbers should probe the
     open-version index once per number; with the default cost (4) the planner
     scans every version instead: 2.2 s against ~0.6 s at a million numbers.
     """
-    previous = _set_local(conn, "random_page_cost", "1.1")
-    yield
-    _set_local(conn, "random_page_cost", previous)
+    return _local_setting(conn, "random_page_cost", "1.1")
 
 
 @contextmanager
@@ -519,10 +528,9 @@ def _indexes_built_after_if_empty(conn: Connection, tables: Iterable[str]) -> It
         log.info("%s is empty: building its indexes after the rows, locked until commit", table)
     yield
     if rebuild:
-        previous = _set_local(conn, "maintenance_work_mem", LOAD_WORK_MEM)
-        for build in rebuild:
-            conn.exec_driver_sql(build)
-        _set_local(conn, "maintenance_work_mem", previous)
+        with _local_setting(conn, "maintenance_work_mem", LOAD_WORK_MEM):
+            for build in rebuild:
+                conn.exec_driver_sql(build)
 
 
 def forget_digests(conn: Connection, *, source: str, account_id: str) -> int:

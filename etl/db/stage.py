@@ -264,6 +264,11 @@ class StagedCounts:
     unchanged: int = 0
     repeated: int = 0  # unchanged items whose digest an earlier one had
 
+    @property
+    def normalized(self) -> int:
+        """Items staged as normalized rows (neither rejections nor unchanged)."""
+        return self.fetched - self.unchanged - self.rejections
+
 
 def create_stage_table(conn: Connection) -> None:
     """Create the (empty) temporary staging table, dropped at commit."""
